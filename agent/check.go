@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
+)
+
+// check is the preflight an operator runs before (or after) enabling the
+// unit: every finding is printed, and any failure makes the exit code 1.
+func check(ctx context.Context, path string, out io.Writer) error {
+	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	if err != nil {
+		return err
+	}
+	failed := false
+	report := func(ok bool, warnOnly bool, format string, args ...any) {
+		mark := "ok  "
+		if !ok {
+			mark = "FAIL"
+			if warnOnly {
+				mark = "warn"
+			} else {
+				failed = true
+			}
+		}
+		fmt.Fprintf(out, "%s  %s\n", mark, fmt.Sprintf(format, args...))
+	}
+	report(true, false, "configuration: %s", describeMode(cfg))
+
+	if fi, err := os.Stat(cfg.Redis.Binary); err != nil || fi.Mode()&0o111 == 0 {
+		report(false, false, "redis.binary %s is not an executable file", cfg.Redis.Binary)
+	} else {
+		report(true, false, "redis.binary %s", cfg.Redis.Binary)
+	}
+
+	ports := []struct {
+		name string
+		addr sentinel.Addr
+	}{{"redis.port", selfAddr(cfg)}}
+	if len(cfg.Peers) > 0 {
+		ports = append(ports, struct {
+			name string
+			addr sentinel.Addr
+		}{"sentinel.port", localSentinel(cfg)})
+	}
+	for _, p := range ports {
+		if l, err := net.Listen("tcp", p.addr.String()); err == nil {
+			l.Close()
+			report(true, false, "%s %s is free", p.name, p.addr)
+		} else if dialOK(ctx, p.addr) {
+			// Busy: fine when it is ours (the agent is already running).
+			report(true, true, "%s %s is in use (by a running agent?)", p.name, p.addr)
+		} else {
+			report(false, false, "%s %s cannot be bound: %v", p.name, p.addr, err)
+		}
+	}
+
+	self := selfAddr(cfg)
+	for _, p := range cfg.Peers {
+		a := peerAddr(p)
+		if a == self {
+			continue
+		}
+		s := sentinel.Addr{Host: p.Host, Port: cfg.SentinelPort}
+		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
+		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
+	}
+
+	if cfg.Tuning.Enabled {
+		drift, err := sysctl.Verify(sysctl.Roots{Proc: "/proc", Sys: "/sys"}, desiredKernel(cfg))
+		switch {
+		case err != nil:
+			report(false, true, "kernel settings: %v", err)
+		case len(drift) > 0:
+			report(false, true, "kernel settings not in effect (the agent applies them at start as root): %s", describeDrift(drift))
+		default:
+			report(true, false, "kernel settings in effect")
+		}
+	}
+
+	switch n := len(cfg.Peers); {
+	case n == 0:
+		report(true, false, "single-box mode: no failover")
+	case n == 2:
+		report(false, true, "2 peers: losing either box loses the majority, so no automatic failover; use 3")
+	case n%2 == 0:
+		report(false, true, "%d peers: an even count tolerates no more failures than %d", n, n-1)
+	default:
+		report(true, false, "%d peers, quorum %d: survives the loss of %d box(es)", n, cfg.Quorum, (n-1)/2)
+	}
+	if failed {
+		return errUnhealthy
+	}
+	return nil
+}
+
+func dialOK(ctx context.Context, a sentinel.Addr) bool {
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, "tcp", a.String())
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

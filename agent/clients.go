@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+)
+
+// localClients keeps one connection pool to the local redis and one to the
+// local sentinel, rebuilt only when the address or password changes: probing
+// every second must not dial every second.
+type localClients struct {
+	redisKey, sentKey string
+	redis             *redis.Client
+	sent              *redis.SentinelClient
+}
+
+func (n *node) localRedis(cfg *Config) *redis.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	key := selfAddr(cfg).String() + "\x00" + cfg.Password
+	if n.clients.redis == nil || n.clients.redisKey != key {
+		if n.clients.redis != nil {
+			n.clients.redis.Close()
+		}
+		n.clients.redis = sentinel.NewRedisClient(selfAddr(cfg), cfg.Password)
+		n.clients.redisKey = key
+	}
+	return n.clients.redis
+}
+
+func (n *node) localSentinelClient(cfg *Config) *redis.SentinelClient {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	key := localSentinel(cfg).String() + "\x00" + cfg.Password
+	if n.clients.sent == nil || n.clients.sentKey != key {
+		if n.clients.sent != nil {
+			n.clients.sent.Close()
+		}
+		n.clients.sent = sentinel.NewSentinelClient(localSentinel(cfg), cfg.Password)
+		n.clients.sentKey = key
+	}
+	return n.clients.sent
+}
+
+func (n *node) closeClients() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.clients.redis != nil {
+		n.clients.redis.Close()
+	}
+	if n.clients.sent != nil {
+		n.clients.sent.Close()
+	}
+	n.clients = localClients{}
+}

@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/redis/go-redis/v9/logging"
+)
+
+// Version is set at build time (-ldflags -X).
+var Version = "0.0.0-dev"
+
+// Exit codes of PRODUCT.md; 78 is EX_CONFIG so systemd's
+// RestartPreventExitStatus=78 stops a restart loop on a config typo.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1
+	ExitUsage   = 2
+	ExitConfig  = 78
+	defaultConf = "/etc/redis-ha/redis-ha.conf"
+)
+
+const usage = `usage: redis-ha-agent <command> [flags]
+
+commands:
+  run [--config PATH]            the daemon (config dir = PATH's directory, conf.d beside it)
+  status [--json]                every peer: role, offsets, lag, what the sentinels say
+  check                          preflight: config, binaries, ports, peers, kernel settings, quorum
+  check-config                   parse and validate the configuration only
+  version                        print the version
+
+every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
+`
+
+// Main runs one command line and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	confPath := fs.String("config", defaultConf, "base configuration file")
+	asJSON := fs.Bool("json", false, "status: print JSON")
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	case "version", "--version":
+		fmt.Fprintf(stdout, "redis-ha-agent %s\n", Version)
+		return ExitOK
+	}
+	if err := fs.Parse(rest); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return ExitUsage
+	}
+	// go-redis logs reconnect noise to stderr on its own; our probes report
+	// their errors themselves.
+	logging.Disable()
+
+	var err error
+	switch cmd {
+	case "run":
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		err = run(ctx, *confPath, DefaultConfigEnv(), logger)
+	case "check-config":
+		err = checkConfig(*confPath, stdout)
+	case "check":
+		err = check(ctx, *confPath, stdout)
+	case "status":
+		err = status(ctx, *confPath, *asJSON, stdout)
+	default:
+		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
+		return ExitUsage
+	}
+	return exitCode(err, stderr)
+}
+
+// errUnhealthy marks a command that ran but found the group unhealthy; its
+// report is already printed.
+var errUnhealthy = errors.New("unhealthy")
+
+func exitCode(err error, stderr io.Writer) int {
+	var cerr *ConfigError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &cerr):
+		fmt.Fprintf(stderr, "invalid configuration:\n%s\n", cerr.Error())
+		return ExitConfig
+	case errors.Is(err, errUnhealthy):
+		return ExitFailed
+	default:
+		fmt.Fprintf(stderr, "redis-ha-agent: %v\n", err)
+		return ExitFailed
+	}
+}
+
+func checkConfig(path string, stdout io.Writer) error {
+	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "configuration ok: %d file(s), %s\n", len(cfg.Files), describeMode(cfg))
+	return nil
+}
+
+func describeMode(cfg *Config) string {
+	if len(cfg.Peers) == 0 {
+		return "single-box mode on " + cfg.Self.String()
+	}
+	return fmt.Sprintf("group %q of %d peers, this node %s, quorum %d", cfg.Cluster.Name, len(cfg.Peers), cfg.Self.String(), cfg.Quorum)
+}
+
+// Keep os imported for the run command's environment reads.
+var _ = os.Getenv

@@ -1,0 +1,251 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
+)
+
+// watchConfig watches the configuration directory and its conf.d and sends
+// on the returned channel once a burst of changes has settled. Directories,
+// not files, are watched: editors and package managers replace files by
+// rename, which drops a watch on the file itself (research/api-facts.md §3).
+func watchConfig(ctx context.Context, path string, log *slog.Logger) (<-chan struct{}, func(), error) {
+	out := make(chan struct{}, 1)
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return out, func() {}, fmt.Errorf("watch config: %w", err)
+	}
+	dir := filepath.Dir(path)
+	confd := filepath.Join(dir, "conf.d")
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return out, func() {}, fmt.Errorf("watch config: %s: %w", dir, err)
+	}
+	// conf.d may be created later; its creation shows up as an event in dir.
+	_ = w.Add(confd)
+
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var settle <-chan time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Op == fsnotify.Chmod {
+					continue
+				}
+				if ev.Name == confd && ev.Has(fsnotify.Create) {
+					_ = w.Add(confd)
+				}
+				settle = time.After(reloadDelay)
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				// On overflow we missed events: a full re-read covers it.
+				log.Warn("config watch", "err", err)
+				settle = time.After(reloadDelay)
+			case <-settle:
+				settle = nil
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	stop := func() {
+		cancel()
+		w.Close()
+		<-done
+	}
+	return out, stop, nil
+}
+
+// reload re-reads the whole configuration set. An invalid set is refused and
+// the last good configuration stays in force; an unchanged set is a no-op.
+func (n *node) reload(ctx context.Context) {
+	next, err := LoadConfig(n.path, n.env)
+	if err != nil {
+		n.log.Error("reload refused; keeping the last good configuration", "err", err)
+		return
+	}
+	cur := n.config()
+	if next.Sum == cur.Sum {
+		n.log.Info("reload: configuration unchanged")
+		return
+	}
+	n.setConfig(next)
+	n.apply(ctx, cur, next)
+}
+
+// apply moves the running children from cur to next: at runtime where Redis
+// allows it (CONFIG SET, SENTINEL SET), by restarting a child only where it
+// must.
+func (n *node) apply(ctx context.Context, cur, next *Config) {
+	if cur.Tuning != next.Tuning {
+		n.tune(next)
+	}
+	if redisIdentity(cur) != redisIdentity(next) {
+		n.log.Info("reload: redis must restart (port, binary, address or state directory changed)")
+		n.redis.Restart()
+	} else if err := n.applyRedis(ctx, cur, next); err != nil {
+		n.log.Warn("reload: runtime change refused by redis; restarting it", "err", err)
+		n.redis.Restart()
+	}
+	if (len(cur.Peers) == 0) != (len(next.Peers) == 0) {
+		n.log.Info("reload: single-box mode changed; restarting sentinel")
+		n.sentinel.Restart()
+	} else if len(next.Peers) == 0 {
+		// no sentinel in single-box mode
+	} else if sentinelIdentity(cur) != sentinelIdentity(next) {
+		n.log.Info("reload: sentinel must restart (port, name, password, address or state directory changed)")
+		n.sentinel.Restart()
+	} else if err := n.applySentinel(ctx, next); err != nil {
+		n.log.Warn("reload: SENTINEL SET failed; restarting sentinel", "err", err)
+		n.sentinel.Restart()
+	}
+	n.log.Info("reload applied", "mode", describeMode(next))
+}
+
+// redisIdentity is what cannot change while redis runs.
+func redisIdentity(c *Config) string {
+	return fmt.Sprint(c.Redis.Port, c.Redis.Binary, c.Node.DataDir, c.Self, bindAddrs(c))
+}
+
+func sentinelIdentity(c *Config) string {
+	return fmt.Sprint(c.SentinelPort, c.Redis.Binary, c.Node.DataDir, c.Self, c.Cluster.Name, c.Password)
+}
+
+// applyRedis sets what changed through CONFIG SET. A removed redis.settings key
+// cannot be unset at runtime, so it needs a restart (reported as an error).
+func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
+	set := map[string]string{}
+	for k, v := range next.Redis.Settings {
+		if old, ok := cur.Redis.Settings[k]; !ok || old != v {
+			set[k] = v
+		}
+	}
+	for k := range cur.Redis.Settings {
+		if _, ok := next.Redis.Settings[k]; !ok {
+			return fmt.Errorf("redis.settings %s removed", k)
+		}
+	}
+	if cur.Redis.Persistence != next.Redis.Persistence {
+		maps.Copy(set, persistenceSettings(next.Redis.Persistence))
+	}
+	if cur.Node.Priority != next.Node.Priority {
+		set["replica-priority"] = fmt.Sprint(next.Node.Priority)
+	}
+	if cur.Password != next.Password {
+		set["requirepass"] = next.Password
+		set["masterauth"] = next.Password
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	// The old password still authenticates the connection we have.
+	c := sentinel.NewRedisClient(selfAddr(cur), cur.Password)
+	defer c.Close()
+	for k, v := range set {
+		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := c.ConfigSet(cctx, k, v).Err()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("config set %s: %w", k, err)
+		}
+		n.log.Info("reload: redis setting applied", "key", k)
+	}
+	return nil
+}
+
+// persistenceSettings is redis.persistence as runtime settings.
+func persistenceSettings(p string) map[string]string {
+	switch p {
+	case "aof":
+		return map[string]string{"appendonly": "yes", "save": "3600 1 300 100 60 10000"}
+	case "rdb":
+		return map[string]string{"appendonly": "no", "save": "3600 1 300 100 60 10000"}
+	default:
+		return map[string]string{"appendonly": "no", "save": ""}
+	}
+}
+
+// applySentinel pushes the per-group settings to the local sentinel; every
+// agent does the same on its own box, so all sentinels converge.
+func (n *node) applySentinel(ctx context.Context, next *Config) error {
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return sentinel.Set(cctx, n.localSentinelClient(next), next.Cluster.Name,
+		"down-after-milliseconds", fmt.Sprint(time.Duration(next.Sentinel.DownAfter).Milliseconds()),
+		"failover-timeout", fmt.Sprint(time.Duration(next.Sentinel.FailoverTimeout).Milliseconds()),
+		"quorum", fmt.Sprint(sentinelQuorum(next)))
+}
+
+// tune applies the kernel settings: plan, apply, verify. Without root it
+// only warns; redis runs (and warns itself) either way.
+func (n *node) tune(cfg *Config) {
+	if !cfg.Tuning.Enabled {
+		return
+	}
+	d := desiredKernel(cfg)
+	roots := sysctl.Roots{Proc: "/proc", Sys: "/sys"}
+	if os.Geteuid() != 0 {
+		drift, err := sysctl.Verify(roots, d)
+		if err == nil && len(drift) == 0 {
+			return
+		}
+		n.log.Warn("kernel tuning skipped: not root", "drift", describeDrift(drift), "err", err)
+		return
+	}
+	plan, err := sysctl.Plan(roots, d)
+	if err != nil {
+		n.log.Warn("kernel tuning: plan", "err", err)
+		return
+	}
+	changed, err := sysctl.Apply(roots, plan)
+	for _, it := range changed {
+		n.log.Info("kernel setting applied", "key", it.Name, "from", it.Current, "to", it.Want)
+	}
+	if err != nil {
+		n.log.Warn("kernel tuning: apply", "err", err)
+	}
+	if drift, err := sysctl.Verify(roots, d); err != nil || len(drift) > 0 {
+		n.log.Warn("kernel tuning: not in effect", "drift", describeDrift(drift), "err", err)
+	}
+}
+
+func desiredKernel(cfg *Config) sysctl.Desired {
+	return sysctl.Desired{
+		Somaxconn:            cfg.Tuning.Somaxconn,
+		OvercommitMemory:     cfg.Tuning.OvercommitMemory,
+		TransparentHugepages: cfg.Tuning.TransparentHugepages,
+	}
+}
+
+func describeDrift(items []sysctl.Item) string {
+	s := ""
+	for i, it := range items {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s=%s (want %s)", it.Name, it.Current, it.Want)
+	}
+	return s
+}

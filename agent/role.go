@@ -1,0 +1,342 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
+)
+
+// decision is who should be master, and why we think so.
+type decision struct {
+	master sentinel.Addr
+	why    string
+}
+
+// chooseMaster decides which box is master, in order of authority:
+//  1. what the reachable sentinels name (the group's consensus);
+//  2. what our own sentinel last wrote to its state file (sentinels are down
+//     or unreachable, but the group existed);
+//  3. the bootstrap_primary, only when nothing anywhere knows a master: the
+//     group's very first start. A node never elects itself.
+func (n *node) chooseMaster(ctx context.Context, cfg *Config) decision {
+	self := selfAddr(cfg)
+	if len(cfg.Peers) == 0 {
+		return decision{self, "single-box mode"}
+	}
+	actx, cancel := context.WithTimeout(ctx, probeTimeout)
+	answers := sentinel.AskAll(actx, sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
+	cancel()
+	if m, votes, ok := mostNamed(answers); ok {
+		return decision{m, fmt.Sprintf("named by %d/%d sentinels", votes, len(answers))}
+	}
+	st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
+	if err != nil {
+		n.log.Warn("read sentinel state", "err", err)
+	}
+	if st.Master != nil && st.Name == cfg.Cluster.Name {
+		return decision{*st.Master, "no sentinel reachable; our sentinel's last known master"}
+	}
+	return decision{peerAddr(cfg.Bootstrap), "first start of the group: bootstrap_primary"}
+}
+
+// mostNamed returns the master named by the most sentinels (ties broken by
+// address so every agent breaks them the same way).
+func mostNamed(answers []sentinel.Answer) (sentinel.Addr, int, bool) {
+	votes := map[sentinel.Addr]int{}
+	for _, a := range answers {
+		if a.Err == nil && !a.Master.IsZero() {
+			votes[a.Master]++
+		}
+	}
+	if len(votes) == 0 {
+		return sentinel.Addr{}, 0, false
+	}
+	addrs := make([]sentinel.Addr, 0, len(votes))
+	for a := range votes {
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool {
+		if votes[addrs[i]] != votes[addrs[j]] {
+			return votes[addrs[i]] > votes[addrs[j]]
+		}
+		return addrs[i].String() < addrs[j].String()
+	})
+	return addrs[0], votes[addrs[0]], true
+}
+
+// nextRedis is the restart gate: it returns the spec for the next start of
+// redis and blocks while starting it would be unsafe.
+//
+// A redis that crashed (or whose box lost power) while it was master must not
+// come back as master while peers exist: its replicas may hold writes it never
+// persisted, and a fast restart would make them resync to its stale data
+// (Sentinel may not even notice the restart). It stays down until the
+// sentinels name another master, then starts as that master's replica.
+func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor.Spec, error) {
+	cfg := n.config()
+	crashed := last != nil && !last.Requested
+	if last == nil {
+		_, err := os.Stat(runningMarker(cfg))
+		crashed = err == nil
+		if crashed {
+			n.log.Warn("redis did not stop cleanly last time (crash or power loss)")
+		}
+	}
+	self := selfAddr(cfg)
+	var replicaOf *sentinel.Addr
+	for logged := false; ; {
+		cfg = n.config()
+		d := n.chooseMaster(ctx, cfg)
+		if d.master != self {
+			m := d.master
+			replicaOf = &m
+			n.log.Info("starting redis as replica", "master", m.String(), "why", d.why)
+			break
+		}
+		if !crashed || len(cfg.Peers) == 0 {
+			n.log.Info("starting redis as master", "why", d.why)
+			break
+		}
+		if !logged {
+			n.log.Warn("restart gate: redis crashed as master; keeping it down until the sentinels name a new master",
+				"sentinels say", d.why)
+			logged = true
+		}
+		if err := sleepCtx(ctx, gateRetry); err != nil {
+			return supervisor.Spec{}, errStopping
+		}
+	}
+	n.mu.Lock()
+	if replicaOf != nil {
+		n.master = *replicaOf
+	} else {
+		n.master = self
+	}
+	n.mu.Unlock()
+
+	conf := sentinel.RenderRedis(sentinel.RedisConf{
+		Port:        cfg.Redis.Port,
+		Bind:        bindAddrs(cfg),
+		Announce:    self,
+		Dir:         cfg.Node.DataDir,
+		Password:    cfg.Password,
+		Persistence: cfg.Redis.Persistence,
+		ReplicaOf:   replicaOf,
+		Priority:    cfg.Node.Priority,
+		Settings:    cfg.Redis.Settings,
+	})
+	uid, gid := n.owner()
+	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
+		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)
+	}
+	if err := atomicfile.WriteFile(runningMarker(cfg), []byte("running\n"), 0o644, -1, -1); err != nil {
+		return supervisor.Spec{}, fmt.Errorf("mark redis running: %w", err)
+	}
+	return supervisor.Spec{
+		Name:       "redis",
+		Path:       cfg.Redis.Binary,
+		Args:       []string{redisConfPath(cfg)},
+		Dir:        cfg.Node.DataDir,
+		Credential: n.cred,
+		StopGrace:  childStopWait,
+		PidFile:    redisPidFile(cfg),
+	}, nil
+}
+
+func (n *node) redisStarted(p *supervisor.Process) {
+	n.log.Info("redis started", "pid", p.Pid())
+}
+
+// redisExited records how redis ended. Only a clean exit after a requested
+// stop clears the running marker; anything else leaves it for the gate.
+func (n *node) redisExited(e supervisor.Exit) {
+	n.mu.Lock()
+	wasRole := n.role
+	n.role = ""
+	n.lastExit = &e
+	cfg := n.cfg
+	n.mu.Unlock()
+	if e.Requested && e.Err == nil {
+		if err := os.Remove(runningMarker(cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			n.log.Warn("clear running marker", "err", err)
+		}
+		n.log.Info("redis stopped cleanly")
+		return
+	}
+	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "role", wasRole, "last output", lastLine(e.Tail))
+}
+
+func lastLine(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return lines[len(lines)-1]
+}
+
+// waitReady blocks until the first redis has loaded its data: sentinel must
+// not start monitoring (and READY must not be sent) before that.
+func (n *node) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	cfg := n.config()
+	c := sentinel.NewRedisClient(selfAddr(cfg), cfg.Password)
+	defer c.Close()
+	for {
+		if n.redis.Current() != nil {
+			pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
+			loading, err := sentinel.Loading(pctx, c)
+			pcancel()
+			if err == nil && !loading {
+				n.log.Info("redis is loaded and serving")
+				n.observe(ctx)
+				return nil
+			}
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("wait for redis to load: %w", err)
+		}
+	}
+}
+
+// nextSentinel renders sentinel.conf for each start of the local sentinel,
+// keeping its myid (a new id would make it a stranger to its peers) and the
+// epochs and known peers it learnt.
+func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervisor.Spec, error) {
+	if last != nil && !last.Requested {
+		n.log.Error("sentinel exited", "err", last.Err, "last output", lastLine(last.Tail))
+	}
+	// A single box has nobody to fail over to: no sentinel until peers are
+	// configured (a reload can add them).
+	cfg, changed := n.configAndChange()
+	for len(cfg.Peers) == 0 {
+		select {
+		case <-ctx.Done():
+			return supervisor.Spec{}, errStopping
+		case <-changed:
+		}
+		cfg, changed = n.configAndChange()
+	}
+	myid, err := n.myID(cfg)
+	if err != nil {
+		return supervisor.Spec{}, err
+	}
+	st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
+	if err != nil {
+		n.log.Warn("read sentinel state; starting it afresh", "err", err)
+	}
+	var keep []string
+	if st.Name == cfg.Cluster.Name {
+		keep = st.Lines
+	}
+	master := n.chooseMaster(ctx, cfg).master
+	conf := sentinel.RenderSentinel(sentinel.SentinelConf{
+		Name:            cfg.Cluster.Name,
+		Port:            cfg.SentinelPort,
+		Bind:            bindAddrs(cfg),
+		Announce:        localSentinel(cfg),
+		Dir:             cfg.Node.DataDir,
+		Master:          master,
+		Quorum:          sentinelQuorum(cfg),
+		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
+		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
+		Password:        cfg.Password,
+		MyID:            myid,
+		State:           keep,
+	})
+	uid, gid := n.owner()
+	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
+		return supervisor.Spec{}, fmt.Errorf("render sentinel.conf: %w", err)
+	}
+	return supervisor.Spec{
+		Name:       "sentinel",
+		Path:       cfg.Redis.Binary,
+		Args:       []string{sentinelConfPath(cfg), "--sentinel"},
+		Dir:        cfg.Node.DataDir,
+		Credential: n.cred,
+		StopGrace:  childStopWait,
+		PidFile:    sentPidFile(cfg),
+	}, nil
+}
+
+// sentinelQuorum is cluster.quorum; a single box monitors itself with 1.
+func sentinelQuorum(cfg *Config) int {
+	if cfg.Quorum < 1 {
+		return 1
+	}
+	return cfg.Quorum
+}
+
+// myID returns this node's sentinel id, created once and kept in the state
+// directory so that a restarted sentinel is the same sentinel to its peers.
+func (n *node) myID(cfg *Config) (string, error) {
+	b, err := os.ReadFile(myIDPath(cfg))
+	if err == nil && len(b) >= 40 {
+		return string(b[:40]), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read sentinel id: %w", err)
+	}
+	// Adopt the id of a sentinel.conf written before the id file existed.
+	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); len(st.MyID) == 40 {
+		return st.MyID, atomicfile.WriteFile(myIDPath(cfg), []byte(st.MyID+"\n"), 0o644, -1, -1)
+	}
+	id, err := sentinel.NewMyID()
+	if err != nil {
+		return "", fmt.Errorf("new sentinel id: %w", err)
+	}
+	if err := atomicfile.WriteFile(myIDPath(cfg), []byte(id+"\n"), 0o644, -1, -1); err != nil {
+		return "", fmt.Errorf("save sentinel id: %w", err)
+	}
+	return id, nil
+}
+
+// observe probes the local redis role and what the local sentinel names as
+// master; events can be lost on reconnect, so this runs on a timer too.
+func (n *node) observe(ctx context.Context) {
+	cfg := n.config()
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	role := ""
+	if n.redis.Current() != nil {
+		c := n.localRedis(cfg)
+		if r, err := sentinel.ProbeRole(pctx, c); err == nil {
+			role = r.Kind
+		}
+	}
+	var master sentinel.Addr
+	if len(cfg.Peers) > 0 && n.sentinel.Current() != nil {
+		if m, err := sentinel.MasterAddr(pctx, n.localSentinelClient(cfg), cfg.Cluster.Name); err == nil {
+			master = m
+		}
+	}
+	n.mu.Lock()
+	old := n.role
+	if role != "" {
+		n.role = role
+	}
+	if !master.IsZero() && master != n.master {
+		n.log.Info("sentinels name a new master", "master", master.String(), "was", n.master.String())
+		n.master = master
+	}
+	n.mu.Unlock()
+	if role != "" && old != "" && role != old {
+		n.log.Info("role change", "from", old, "to", role)
+	}
+}
+
+// sentinelEvents subscribes to the local sentinel's event stream; the stream
+// reconnects by itself and says "resubscribed" so we re-query.
+func (n *node) sentinelEvents(ctx context.Context) <-chan sentinel.Event {
+	cfg := n.config()
+	if len(cfg.Peers) == 0 {
+		return nil
+	}
+	return sentinel.Events(ctx, n.localSentinelClient(cfg))
+}

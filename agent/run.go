@@ -1,0 +1,281 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
+)
+
+// Timings of the control loop. Probes are cheap (one ROLE, one
+// GET-MASTER-ADDR-BY-NAME on loopback); a second is well inside down_after.
+const (
+	observeEvery  = time.Second
+	gateRetry     = 500 * time.Millisecond
+	probeTimeout  = time.Second
+	readyTimeout  = 10 * time.Minute // a large dataset can take minutes to load
+	reloadDelay   = 250 * time.Millisecond
+	serviceUser   = "redis"
+	childStopWait = 30 * time.Second
+)
+
+// node is one running agent: the last good configuration, what it last
+// observed of its redis and sentinels, and the two supervised children.
+type node struct {
+	log  *slog.Logger
+	path string
+	env  ConfigEnv
+	cred *syscall.Credential // nil when the agent itself is not root
+
+	mu       sync.Mutex
+	cfg      *Config
+	role     string        // "master" / "slave" as ROLE last said; "" = not running
+	master   sentinel.Addr // the master the sentinels (or our own start decision) name
+	lastExit *supervisor.Exit
+	clients  localClients
+	changed  chan struct{} // closed (and replaced) when cfg is replaced
+
+	redis, sentinel *supervisor.Child
+}
+
+// run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
+// error when it cannot go on (the unit restarts it).
+func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) error {
+	cfg, err := LoadConfig(path, env)
+	if err != nil {
+		return err
+	}
+	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{})}
+	if err := n.prepare(cfg); err != nil {
+		return err
+	}
+	n.tune(cfg)
+	logger.Info("starting", "version", Version, "mode", describeMode(cfg))
+
+	// The children get their own contexts so that shutdown can stop sentinel
+	// before redis: a sentinel that outlives its redis by a moment would count
+	// it down and could start a failover of a box that is merely restarting.
+	redisCtx, stopRedis := context.WithCancel(context.WithoutCancel(ctx))
+	sentCtx, stopSent := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRedis()
+	defer stopSent()
+	defer n.closeClients()
+
+	n.redis = &supervisor.Child{
+		Name:    "redis",
+		Next:    n.nextRedis,
+		OnStart: n.redisStarted,
+		OnExit:  n.redisExited,
+		Logger:  logger,
+	}
+	n.sentinel = &supervisor.Child{Name: "sentinel", Next: n.nextSentinel, Logger: logger}
+
+	errc := make(chan error, 2)
+	var children sync.WaitGroup
+	children.Add(1)
+	go func() {
+		defer children.Done()
+		if err := n.redis.Run(redisCtx); err != nil {
+			errc <- fmt.Errorf("redis: %w", err)
+		}
+	}()
+
+	if err := n.waitReady(ctx); err != nil {
+		stopRedis()
+		children.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	children.Add(1)
+	go func() {
+		defer children.Done()
+		if err := n.sentinel.Run(sentCtx); err != nil {
+			errc <- fmt.Errorf("sentinel: %w", err)
+		}
+	}()
+
+	loopErr := n.loop(ctx, errc)
+
+	logger.Info("stopping: sentinel first, then redis")
+	stopSent()
+	waitChild(n.sentinel)
+	stopRedis()
+	children.Wait()
+	logger.Info("stopped")
+	if ctx.Err() != nil && loopErr == nil {
+		return nil
+	}
+	return loopErr
+}
+
+// waitChild waits until c has no running process (its Run is stopping it).
+func waitChild(c *supervisor.Child) {
+	deadline := time.Now().Add(childStopWait)
+	for c.Current() != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// loop follows the group until ctx ends: periodic probes, sentinel events,
+// and reloads from SIGHUP or changes in the configuration directory.
+func (n *node) loop(ctx context.Context, errc <-chan error) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	changes, stopWatch, err := watchConfig(ctx, n.path, n.log)
+	if err != nil {
+		// Reload through SIGHUP still works; say why the watch is missing.
+		n.log.Warn("config watch unavailable; reload with SIGHUP", "err", err)
+	}
+	defer stopWatch()
+
+	events := n.sentinelEvents(ctx)
+	tick := time.NewTicker(observeEvery)
+	defer tick.Stop()
+	n.observe(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case <-tick.C:
+			n.observe(ctx)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Type == "+switch-master" || ev.Type == "resubscribed" || ev.Type == "+convert-to-slave" || ev.Type == "+promoted-slave" {
+				n.log.Info("sentinel event", "type", ev.Type, "payload", ev.Payload)
+				n.observe(ctx)
+			}
+		case <-hup:
+			n.log.Info("SIGHUP: reloading configuration")
+			n.reload(ctx)
+		case <-changes:
+			n.log.Info("configuration directory changed: reloading")
+			n.reload(ctx)
+		}
+	}
+}
+
+// config returns the current good configuration.
+func (n *node) config() *Config {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg
+}
+
+// configAndChange returns the current configuration and a channel closed
+// when it is replaced.
+func (n *node) configAndChange() (*Config, <-chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg, n.changed
+}
+
+// setConfig makes next the configuration in force.
+func (n *node) setConfig(next *Config) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg = next
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
+
+// prepare creates the state and runtime directories and decides which user
+// the children run as: redis and sentinel never run as root.
+func (n *node) prepare(cfg *Config) error {
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 {
+		cred, err := supervisor.LookupCredential(serviceUser)
+		if err != nil {
+			return fmt.Errorf("prepare: children must not run as root: %w", err)
+		}
+		n.cred = cred
+		uid, gid = int(cred.Uid), int(cred.Gid)
+	}
+	for _, dir := range []string{cfg.Node.DataDir, cfg.Node.RunDir} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+	}
+	// Redis writes its data and sentinel rewrites its config in the state
+	// directory, so it belongs to their user; the agent (root) still reads it.
+	if uid >= 0 {
+		if err := os.Chown(cfg.Node.DataDir, uid, gid); err != nil {
+			return fmt.Errorf("prepare: chown %s: %w", cfg.Node.DataDir, err)
+		}
+	}
+	return nil
+}
+
+func (n *node) owner() (int, int) {
+	if n.cred == nil {
+		return -1, -1
+	}
+	return int(n.cred.Uid), int(n.cred.Gid)
+}
+
+// Paths inside the state directory.
+func redisConfPath(cfg *Config) string    { return filepath.Join(cfg.Node.DataDir, "redis.conf") }
+func sentinelConfPath(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "sentinel.conf") }
+func myIDPath(cfg *Config) string         { return filepath.Join(cfg.Node.DataDir, "sentinel.myid") }
+
+// runningMarker exists while redis runs and is removed only after a clean,
+// requested stop: finding it at start means the last redis crashed (or the
+// box lost power), which is what the restart gate needs to know.
+func runningMarker(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "redis.running") }
+func redisPidFile(cfg *Config) string  { return filepath.Join(cfg.Node.RunDir, "redis.pid") }
+func sentPidFile(cfg *Config) string   { return filepath.Join(cfg.Node.RunDir, "sentinel.pid") }
+
+func selfAddr(cfg *Config) sentinel.Addr { return peerAddr(cfg.Self) }
+func peerAddr(p Peer) sentinel.Addr      { return sentinel.Addr{Host: p.Host, Port: p.Port} }
+
+// sentinelAddrs lists every peer's sentinel; in the group all sentinels
+// share one port (sentinel.port), as PRODUCT.md has it.
+func sentinelAddrs(cfg *Config) []sentinel.Addr {
+	out := make([]sentinel.Addr, 0, len(cfg.Peers))
+	for _, p := range cfg.Peers {
+		out = append(out, sentinel.Addr{Host: p.Host, Port: cfg.SentinelPort})
+	}
+	return out
+}
+
+func localSentinel(cfg *Config) sentinel.Addr {
+	return sentinel.Addr{Host: cfg.Self.Host, Port: cfg.SentinelPort}
+}
+
+func bindAddrs(cfg *Config) []string {
+	if cfg.Self.Host == "127.0.0.1" || cfg.Self.Host == "localhost" {
+		return []string{"127.0.0.1"}
+	}
+	return []string{"127.0.0.1", cfg.Self.Host}
+}
+
+// errStopping is returned by Next when the agent is shutting down.
+var errStopping = errors.New("stopping")
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

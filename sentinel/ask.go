@@ -1,0 +1,151 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNoMaster means a sentinel does not monitor the named group.
+var ErrNoMaster = errors.New("sentinel knows no master")
+
+// noMaster maps Sentinel's "unknown group" answers to ErrNoMaster:
+// GET-MASTER-ADDR-BY-NAME answers nil, other commands "ERR No such master".
+func noMaster(err error) error {
+	if errors.Is(err, redis.Nil) || redis.HasErrorPrefix(err, "No such master") {
+		return ErrNoMaster
+	}
+	return err
+}
+
+// MasterAddr asks one sentinel where the named group's master is.
+func MasterAddr(ctx context.Context, sc *redis.SentinelClient, name string) (Addr, error) {
+	v, err := sc.GetMasterAddrByName(ctx, name).Result()
+	if err != nil {
+		return Addr{}, fmt.Errorf("sentinel get-master-addr-by-name %s: %w", name, noMaster(err))
+	}
+	if len(v) != 2 {
+		return Addr{}, fmt.Errorf("sentinel get-master-addr-by-name %s: reply %q", name, v)
+	}
+	port, err := strconv.Atoi(v[1])
+	if err != nil {
+		return Addr{}, fmt.Errorf("sentinel get-master-addr-by-name %s: port %q", name, v[1])
+	}
+	return Addr{Host: v[0], Port: port}, nil
+}
+
+// Answer is one sentinel's view of where the master is.
+type Answer struct {
+	Sentinel Addr
+	Master   Addr
+	Err      error
+}
+
+// AskAll asks every sentinel at once, each on a fresh connection, and returns
+// one answer per sentinel in the order given. ctx bounds the whole round.
+func AskAll(ctx context.Context, sentinels []Addr, password, name string) []Answer {
+	answers := make([]Answer, len(sentinels))
+	var wg sync.WaitGroup
+	for i, s := range sentinels {
+		wg.Go(func() {
+			sc := NewSentinelClient(s, password)
+			defer sc.Close()
+			m, err := MasterAddr(ctx, sc, name)
+			answers[i] = Answer{Sentinel: s, Master: m, Err: err}
+		})
+	}
+	wg.Wait()
+	return answers
+}
+
+// Agreed returns the master named by at least quorum answers. It refuses when
+// two masters both reach quorum (possible only with quorum below a majority),
+// since then there is nothing to agree on.
+func Agreed(answers []Answer, quorum int) (Addr, bool) {
+	quorum = max(quorum, 1)
+	votes := make(map[Addr]int)
+	for _, a := range answers {
+		if a.Err == nil {
+			votes[a.Master]++
+		}
+	}
+	var won Addr
+	n := 0
+	for m, v := range votes {
+		if v >= quorum {
+			won = m
+			n++
+		}
+	}
+	if n != 1 {
+		return Addr{}, false
+	}
+	return won, true
+}
+
+// Failover makes the sentinel fail the group over now, without waiting for
+// the master to be seen down and without asking the other sentinels.
+func Failover(ctx context.Context, sc *redis.SentinelClient, name string) error {
+	if err := sc.Failover(ctx, name).Err(); err != nil {
+		return fmt.Errorf("sentinel failover %s: %w", name, noMaster(err))
+	}
+	return nil
+}
+
+// CkQuorum checks that enough sentinels are reachable to reach quorum and
+// to authorize a failover. The error carries Sentinel's explanation.
+func CkQuorum(ctx context.Context, sc *redis.SentinelClient, name string) error {
+	if err := sc.CkQuorum(ctx, name).Err(); err != nil {
+		return fmt.Errorf("sentinel ckquorum %s: %w", name, noMaster(err))
+	}
+	return nil
+}
+
+// Set changes options of a monitored group: SENTINEL SET name k v [k v ...].
+// The setting is local to this sentinel; apply it to each one.
+func Set(ctx context.Context, sc *redis.SentinelClient, name string, kv ...string) error {
+	if len(kv) == 0 || len(kv)%2 != 0 {
+		return fmt.Errorf("sentinel set %s: want key value pairs, got %d arguments", name, len(kv))
+	}
+	args := []any{"sentinel", "set", name}
+	for _, s := range kv {
+		args = append(args, s)
+	}
+	// SentinelClient has no Do, and its typed Set takes a single pair.
+	cmd := redis.NewStatusCmd(ctx, args...)
+	if err := sc.Process(ctx, cmd); err != nil {
+		return fmt.Errorf("sentinel set %s: %w", name, noMaster(err))
+	}
+	return nil
+}
+
+// MyID returns the sentinel's own id.
+func MyID(ctx context.Context, sc *redis.SentinelClient) (string, error) {
+	cmd := redis.NewStringCmd(ctx, "sentinel", "myid")
+	if err := sc.Process(ctx, cmd); err != nil {
+		return "", fmt.Errorf("sentinel myid: %w", err)
+	}
+	return cmd.Val(), nil
+}
+
+// Monitor starts monitoring a group at runtime. It is local to this sentinel,
+// and Sentinel refuses a hostname unless resolve-hostnames is on.
+func Monitor(ctx context.Context, sc *redis.SentinelClient, name string, master Addr, quorum int) error {
+	err := sc.Monitor(ctx, name, master.Host, strconv.Itoa(master.Port), strconv.Itoa(quorum)).Err()
+	if err != nil {
+		return fmt.Errorf("sentinel monitor %s %s: %w", name, master, err)
+	}
+	return nil
+}
+
+// Remove stops monitoring a group and forgets its state.
+func Remove(ctx context.Context, sc *redis.SentinelClient, name string) error {
+	if err := sc.Remove(ctx, name).Err(); err != nil {
+		return fmt.Errorf("sentinel remove %s: %w", name, noMaster(err))
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+package sentinel
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestBoundaries keeps the package doc comment true: no processes, no /proc,
+// no environment, no imports of the packages the agent wires this one to.
+func TestBoundaries(t *testing.T) {
+	const module = "github.com/redis-ha-agent/redis-ha-agent/"
+	forbidden := map[string]bool{
+		"os/exec": true, "syscall": true, "golang.org/x/sys/unix": true,
+		module + "supervisor": true, module + "sysctl": true, module + "agent": true,
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, imp := range file.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if forbidden[path] {
+				t.Errorf("%s imports %s", f, path)
+			}
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if id, ok := n.X.(*ast.Ident); ok && id.Name == "os" {
+					switch n.Sel.Name {
+					case "Getenv", "LookupEnv", "Environ", "StartProcess", "WriteFile", "Create", "OpenFile":
+						t.Errorf("%s: os.%s", fset.Position(n.Pos()), n.Sel.Name)
+					}
+				}
+			case *ast.BasicLit:
+				if n.Kind == token.STRING && strings.Contains(n.Value, "/proc") {
+					t.Errorf("%s: mentions /proc", fset.Position(n.Pos()))
+				}
+			}
+			return true
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no package files checked")
+	}
+}

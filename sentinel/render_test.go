@@ -1,0 +1,183 @@
+package sentinel
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update refreshes it)\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestRenderRedis(t *testing.T) {
+	tests := []struct {
+		golden string
+		conf   RedisConf
+	}{
+		{"redis-master-aof.conf", RedisConf{
+			Port: 6379, Bind: []string{"127.0.0.1", "10.0.0.5"},
+			Announce: Addr{Host: "10.0.0.5", Port: 6379},
+			Dir:      "/var/lib/redis-ha", Password: `pa"ss\word`,
+			Persistence: "aof", Priority: 100,
+			Settings: map[string]string{
+				"maxmemory":                  "1gb",
+				"client-output-buffer-limit": "replica 256mb 64mb 60",
+				"notify-keyspace-events":     "",
+				"Port":                       "1",                   // owned: dropped
+				"maxmemory-policy":           "allkeys-lru\nport 1", // quoted, not a second line
+			},
+		}},
+		{"redis-replica-rdb.conf", RedisConf{
+			Port: 6380, Bind: []string{"0.0.0.0"}, Dir: "/data", Password: "secret",
+			Persistence: "rdb", Priority: 0, ReplicaOf: &Addr{Host: "10.0.0.6", Port: 6379},
+		}},
+		{"redis-none.conf", RedisConf{Port: 6379, Dir: "/data", Persistence: "none", Priority: 100}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			got := RenderRedis(tt.conf)
+			golden(t, tt.golden, got)
+			if !bytes.Equal(got, RenderRedis(tt.conf)) {
+				t.Error("two renders of the same config differ")
+			}
+		})
+	}
+}
+
+func TestRenderSentinel(t *testing.T) {
+	base := SentinelConf{
+		Name: "mym", Port: 26379, Bind: []string{"127.0.0.1", "10.0.0.5"},
+		Announce: Addr{Host: "10.0.0.5", Port: 26379}, Dir: "/var/lib/redis-ha/sentinel",
+		Master: Addr{Host: "10.0.0.6", Port: 6379}, Quorum: 2,
+		DownAfter: 5 * time.Second, FailoverTimeout: time.Minute,
+		Password: "s3cret", MyID: "0123456789abcdef0123456789abcdef01234567",
+	}
+	withState := base
+	withState.Master = Addr{Host: "redis-b.example", Port: 6379}
+	withState.State = []string{
+		"sentinel config-epoch mym 3",
+		"sentinel leader-epoch mym 3",
+		"sentinel known-replica mym 10.0.0.5 6379",
+		"sentinel known-sentinel mym 10.0.0.7 26379 1123456789abcdef0123456789abcdef01234567",
+		"sentinel current-epoch 3",
+	}
+	tests := []struct {
+		golden string
+		conf   SentinelConf
+	}{
+		{"sentinel-ip.conf", base},
+		{"sentinel-hostname-state.conf", withState},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			got := RenderSentinel(tt.conf)
+			golden(t, tt.golden, got)
+			resolve := strings.Index(string(got), "sentinel resolve-hostnames yes")
+			monitor := strings.Index(string(got), "sentinel monitor ")
+			if isIP(tt.conf.Master.Host) != (resolve < 0) {
+				t.Errorf("resolve-hostnames present=%v for master host %q", resolve >= 0, tt.conf.Master.Host)
+			}
+			if resolve > monitor {
+				t.Error("resolve-hostnames comes after the monitor line")
+			}
+			for _, opt := range []string{"auth-pass", "down-after-milliseconds", "failover-timeout", "parallel-syncs", "known-replica", "config-epoch"} {
+				if i := strings.Index(string(got), "sentinel "+opt+" "); i >= 0 && i < monitor {
+					t.Errorf("sentinel %s precedes the monitor line", opt)
+				}
+			}
+		})
+	}
+}
+
+func TestQuoteRoundTrip(t *testing.T) {
+	for _, s := range []string{"", "plain", "with space", `q"uote`, `back\slash`, "new\nline", "tab\tcr\r",
+		"bell\a\b\x00\x1f\x7f", "ünïcødé", `\x41`, "'single'", `"`, `\`} {
+		t.Run(s, func(t *testing.T) {
+			q := quote(s)
+			if strings.ContainsAny(q, "\n\r") {
+				t.Fatalf("quote(%q) = %q spans lines", s, q)
+			}
+			args, ok := splitArgs("requirepass " + q)
+			if !ok || len(args) != 2 || args[1] != s {
+				t.Fatalf("splitArgs(quote(%q)) = %q, %v", s, args, ok)
+			}
+		})
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // nil = unparseable
+	}{
+		{"a b  c", []string{"a", "b", "c"}},
+		{`dir "/tmp/x y"`, []string{"dir", "/tmp/x y"}},
+		{`logfile ""`, []string{"logfile", ""}},
+		{`x 'it\'s' "\x41\n"`, []string{"x", "it's", "A\n"}},
+		{`a\b c`, []string{`a\b`, "c"}}, // backslash outside quotes is literal
+		{`ab"cd"`, []string{"abcd"}},    // a quote mid-word opens a quoted part
+		{`sentinel auth-pass mym p w"q\z`, nil},
+		{`"abc"def`, nil},
+		{`'abc`, nil},
+		{"", []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, ok := splitArgs(tt.in)
+			if tt.want == nil {
+				if ok {
+					t.Fatalf("splitArgs(%q) = %q, want failure", tt.in, got)
+				}
+				return
+			}
+			if !ok || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+				t.Fatalf("splitArgs(%q) = %q, %v; want %q", tt.in, got, ok, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckPassword(t *testing.T) {
+	tests := []struct {
+		pw string
+		ok bool
+	}{
+		{"Secret_1.x", true},
+		{`a\b#c$!%&()*+,-./:;<=>?@[]^{|}~`, true},
+		{"", false},
+		{"with space", false},
+		{`quo"te`, false},
+		{"it's", false},
+		{"new\nline", false},
+		{"ünï", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pw, func(t *testing.T) {
+			if err := CheckPassword(tt.pw); (err == nil) != tt.ok {
+				t.Errorf("CheckPassword(%q) = %v, want ok=%v", tt.pw, err, tt.ok)
+			}
+		})
+	}
+}

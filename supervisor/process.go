@@ -1,0 +1,299 @@
+package supervisor
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	defaultStopGrace = 10 * time.Second
+	tailLines        = 50
+	maxLine          = 4 << 10
+	// drainTimeout bounds how long an exited child's output is read after its group was
+	// killed: only a process that left the group (setsid) can still hold the pipe open.
+	drainTimeout = 2 * time.Second
+)
+
+// Spec says how to start one child process.
+type Spec struct {
+	Name       string              // component tag in logs; default: base name of Path
+	Path       string              // looked up in the agent's PATH when it has no slash
+	Args       []string            // argv[1:]
+	Env        []string            // nil = os.Environ() minus NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*
+	Dir        string              // working directory; "" = the agent's
+	Credential *syscall.Credential // nil = run as the agent's own user
+	StopGrace  time.Duration       // SIGTERM, then SIGKILL after this (0 = 10s)
+
+	// PidFile, when set, is written at start and removed at exit. A process it names that runs
+	// the same executable is a leftover of a crashed agent: Start stops its group first.
+	PidFile string
+}
+
+// Process is one started child. Its methods are safe for concurrent use.
+type Process struct {
+	name    string
+	pid     int
+	grace   time.Duration
+	pidFile string
+	cmd     *exec.Cmd
+	log     *slog.Logger
+	tail    ring
+	done    chan struct{}
+	err     error // written before done is closed
+
+	mu     sync.Mutex // orders Signal against reaping, so a reused pid is never signalled
+	reaped bool
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start starts spec's program in a process group of its own and returns once it runs.
+func Start(spec Spec, logger *slog.Logger) (*Process, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if spec.Path == "" {
+		return nil, errors.New("start: empty path")
+	}
+	name := spec.Name
+	if name == "" {
+		name = filepath.Base(spec.Path)
+	}
+	log := logger.With("component", name)
+	grace := spec.StopGrace
+	if grace <= 0 {
+		grace = defaultStopGrace
+	}
+
+	cmd := exec.Command(spec.Path, spec.Args...)
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, cmd.Err)
+	}
+	cmd.Dir = spec.Dir
+	cmd.Env = spec.Env
+	if cmd.Env == nil {
+		cmd.Env = childEnv(os.Environ())
+	}
+	// No Pdeathsig: a child must outlive an agent crash (the restarted agent finds it through
+	// PidFile), and Pdeathsig fires when the starting OS thread exits, not the agent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.Credential}
+
+	if spec.PidFile != "" {
+		if err := stopStale(spec.PidFile, executable(cmd.Path), grace, log); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+	}
+
+	// One pipe for both streams keeps stdout and stderr lines in the order they were written.
+	// It is ours rather than cmd's so that Wait returns when the leader exits, not when the
+	// last holder of the pipe does.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: pipe: %w", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+
+	p := &Process{
+		name:    name,
+		pid:     cmd.Process.Pid,
+		grace:   grace,
+		pidFile: spec.PidFile,
+		cmd:     cmd,
+		log:     log,
+		done:    make(chan struct{}),
+	}
+	read := make(chan struct{})
+	go p.readOutput(r, read)
+
+	// The pid file is written before the reaper runs so that its removal cannot come first.
+	var pidErr error
+	if p.pidFile != "" {
+		if pidErr = writePidFile(p.pidFile, p.pid); pidErr != nil {
+			p.Signal(syscall.SIGKILL)
+		}
+	}
+	go p.reap(r, read)
+	if pidErr != nil {
+		<-p.done
+		return nil, fmt.Errorf("start %s: pid file: %w", name, pidErr)
+	}
+	return p, nil
+}
+
+// Pid returns the child's pid, which is also its process group id.
+func (p *Process) Pid() int { return p.pid }
+
+// Done is closed once the child has been reaped and its output read to the end.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err returns the exit error once Done is closed (nil = exit status 0); nil before.
+func (p *Process) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// Tail returns the last 50 lines the child wrote to stdout or stderr.
+func (p *Process) Tail() []string { return p.tail.lines() }
+
+// Signal sends sig to the child's whole process group. It returns os.ErrProcessDone once the
+// child has been reaped.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return os.ErrProcessDone
+	}
+	if err := syscall.Kill(-p.pid, sig); err != nil {
+		return fmt.Errorf("signal %s %v: %w", p.name, sig, err)
+	}
+	return nil
+}
+
+// Stop sends SIGTERM to the group, SIGKILL after the grace period, and returns once the child
+// is reaped. It may be called any number of times, from any goroutine.
+func (p *Process) Stop() error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop() })
+	return p.stopErr
+}
+
+func (p *Process) stop() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil && !gone(err) {
+		return fmt.Errorf("stop: %w", err)
+	}
+	t := time.NewTimer(p.grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+	}
+	switch err := p.Signal(syscall.SIGKILL); {
+	case err == nil:
+		p.log.Warn("still running after grace, killed", "pid", p.pid, "grace", p.grace)
+	case !gone(err): // gone: exited, its output still draining
+		return fmt.Errorf("stop: %w", err)
+	}
+	<-p.done
+	return nil
+}
+
+func gone(err error) bool {
+	return errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH)
+}
+
+// reap waits for the leader, kills what is left of its group, and closes done once the output
+// has been read, so that Tail is complete by then.
+func (p *Process) reap(r *os.File, read <-chan struct{}) {
+	waitExited(p.pid)
+	p.mu.Lock()
+	// The leader is a zombie until Wait, so the group id cannot have been reused: this kill
+	// reaches only grandchildren the leader left behind.
+	syscall.Kill(-p.pid, syscall.SIGKILL)
+	p.err = p.cmd.Wait()
+	p.reaped = true
+	p.mu.Unlock()
+
+	t := time.NewTimer(drainTimeout)
+	select {
+	case <-read:
+	case <-t.C:
+		p.log.Warn("output pipe held open by a process outside the group; no longer reading it")
+	}
+	t.Stop()
+	r.Close()
+	<-read
+	if p.pidFile != "" {
+		removePidFile(p.pidFile, p.pid)
+	}
+	close(p.done)
+}
+
+// waitExited blocks until pid has exited but leaves it unreaped (waitid WNOWAIT), the way
+// os.Process does before it reaps.
+func waitExited(pid int) {
+	const pPID = 1
+	var info [16]uint64 // siginfo_t, 128 bytes
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
+			uintptr(unsafe.Pointer(&info)), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		if errno != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// readOutput logs the child's output line by line and keeps the tail.
+func (p *Process) readOutput(r io.Reader, done chan<- struct{}) {
+	defer close(done)
+	br := bufio.NewReaderSize(r, maxLine)
+	var line []byte
+	for {
+		chunk, more, err := br.ReadLine()
+		if err != nil {
+			return
+		}
+		if n := min(len(chunk), maxLine-len(line)); n > 0 {
+			line = append(line, chunk[:n]...)
+		}
+		if more {
+			continue // the rest of a long line is dropped
+		}
+		if s := strings.TrimRight(string(line), "\r"); s != "" {
+			p.log.Info(s)
+			p.tail.add(s)
+		}
+		line = line[:0]
+	}
+}
+
+// ring keeps the last tailLines lines.
+type ring struct {
+	mu  sync.Mutex
+	buf [tailLines]string
+	n   int // lines ever added
+}
+
+func (r *ring) add(s string) {
+	r.mu.Lock()
+	r.buf[r.n%tailLines] = s
+	r.n++
+	r.mu.Unlock()
+}
+
+func (r *ring) lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := min(r.n, tailLines)
+	out := make([]string, 0, k)
+	for i := r.n - k; i < r.n; i++ {
+		out = append(out, r.buf[i%tailLines])
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// writer is a Sentinel-aware client writing unique keys at a steady rate and
+// remembering which writes were acknowledged.
+type writer struct {
+	mu     sync.Mutex
+	acked  []string
+	errors int
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func startWriter(t *testing.T, g *group) *writer {
+	var addrs []string
+	for _, n := range g.nodes {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.port+20000))
+	}
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password,
+		MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond,
+	})
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer c.Close()
+		tick := time.NewTicker(5 * time.Millisecond) // ~200 writes/s
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			key := fmt.Sprintf("w:%06d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := c.Set(ctx, key, "v", 0).Err()
+			cancel()
+			w.mu.Lock()
+			if err == nil {
+				w.acked = append(w.acked, key)
+			} else {
+				w.errors++
+			}
+			w.mu.Unlock()
+		}
+	}()
+	t.Cleanup(w.halt)
+	return w
+}
+
+func (w *writer) halt() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+}
+
+func (w *writer) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// lost counts acknowledged keys missing on the master.
+func (w *writer) lost(t *testing.T, master *redis.Client) []string {
+	t.Helper()
+	w.mu.Lock()
+	keys := append([]string(nil), w.acked...)
+	w.mu.Unlock()
+	var missing []string
+	ctx := context.Background()
+	for i := 0; i < len(keys); i += 500 {
+		batch := keys[i:min(i+500, len(keys))]
+		n, err := master.Exists(ctx, batch...).Result()
+		if err != nil {
+			t.Fatalf("read back: %v", err)
+		}
+		if int(n) == len(batch) {
+			continue
+		}
+		for _, k := range batch {
+			if master.Exists(ctx, k).Val() == 0 {
+				missing = append(missing, k)
+			}
+		}
+	}
+	return missing
+}
+
+// TestGroup tells one group's story in order: it forms, replicates, survives
+// agent restarts and a bad drop-in, and fails over when the master's redis is
+// killed — without the old master ever serving again with stale data.
+func TestGroup(t *testing.T) {
+	g := newGroup(t, 6480, "5s")
+	g.startAll()
+	master := g.waitConverged(60 * time.Second)
+	if master != g.nodes[0] {
+		t.Fatalf("bootstrap_primary node 1 should be the first master, got node %d", master.i)
+	}
+
+	t.Run("status shows one master and two replicas", func(t *testing.T) {
+		out, code := cli(t, "status", "--json", "--config", g.nodes[1].confPath())
+		if code != 0 {
+			t.Fatalf("status exit %d:\n%s", code, out)
+		}
+		var gs struct {
+			Master  string
+			Healthy bool
+			Peers   []struct{ Member, Role string }
+		}
+		if err := json.Unmarshal([]byte(out), &gs); err != nil {
+			t.Fatalf("status json: %v\n%s", err, out)
+		}
+		roles := map[string]int{}
+		for _, p := range gs.Peers {
+			roles[p.Role]++
+		}
+		if !gs.Healthy || gs.Master != master.addr() || roles["master"] != 1 || roles["replica"] != 2 {
+			t.Fatalf("status: %s", out)
+		}
+		table, code := cli(t, "status", "--config", g.nodes[2].confPath())
+		if code != 0 || !strings.Contains(table, "healthy") {
+			t.Fatalf("status table exit %d:\n%s", code, table)
+		}
+		t.Logf("status:\n%s", table)
+	})
+
+	t.Run("a write on the master reaches both replicas", func(t *testing.T) {
+		ctx := context.Background()
+		if err := g.client(master).Set(ctx, "hello", "world", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range g.nodes[1:] {
+			waitFor(t, 10*time.Second, fmt.Sprintf("key on replica %d", n.i), func() bool {
+				return g.client(n).Get(ctx, "hello").Val() == "world"
+			})
+		}
+	})
+
+	t.Run("restarting an agent keeps its role and sentinel id", func(t *testing.T) {
+		for _, n := range []*agentProc{g.nodes[2], master} {
+			ctx := context.Background()
+			role := g.role(n)
+			cmd := redis.NewStringCmd(ctx, "sentinel", "myid")
+			if err := g.sentinelClient(n).Process(ctx, cmd); err != nil {
+				t.Fatalf("sentinel myid: %v", err)
+			}
+			before := cmd.Val()
+			n.stop(t)
+			n.start(t)
+			waitFor(t, 30*time.Second, fmt.Sprintf("node %d back as %s", n.i, role), func() bool {
+				return g.role(n) == role
+			})
+			cmd = redis.NewStringCmd(ctx, "sentinel", "myid")
+			waitFor(t, 30*time.Second, "sentinel back", func() bool {
+				return g.sentinelClient(n).Process(ctx, cmd) == nil
+			})
+			if cmd.Val() != before {
+				t.Fatalf("node %d sentinel id changed: %s -> %s", n.i, before, cmd.Val())
+			}
+			if m := g.waitConverged(30 * time.Second); m != master {
+				t.Fatalf("master moved to node %d after restarting node %d's agent", m.i, n.i)
+			}
+		}
+	})
+
+	t.Run("an invalid drop-in is refused and the group keeps running", func(t *testing.T) {
+		n := g.nodes[1]
+		pid := n.pid(t, "redis")
+		bad := filepath.Join(n.dir, "conf.d", "50-typo.conf")
+		if err := os.WriteFile(bad, []byte("[redis]\nprot = 6390\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(bad)
+		waitFor(t, 10*time.Second, "reload refused in the log", func() bool {
+			l := n.log()
+			return strings.Contains(l, "reload refused") && strings.Contains(l, "50-typo.conf:2")
+		})
+		if got := n.pid(t, "redis"); got != pid {
+			t.Fatalf("redis restarted (pid %d -> %d) on an invalid drop-in", pid, got)
+		}
+		if m, why := g.converged(); m != master {
+			t.Fatalf("group disturbed by an invalid drop-in: %s", why)
+		}
+		out, code := cli(t, "check-config", "--config", n.confPath())
+		if code != 78 || !strings.Contains(out, "50-typo.conf:2") || !strings.Contains(out, "prot") {
+			t.Fatalf("check-config exit %d, want 78 naming file:line and key:\n%s", code, out)
+		}
+	})
+
+	t.Run("a valid drop-in is applied at runtime", func(t *testing.T) {
+		n := g.nodes[1]
+		pid := n.pid(t, "redis")
+		good := filepath.Join(n.dir, "conf.d", "60-memory.conf")
+		if err := os.WriteFile(good, []byte("[redis.settings]\nmaxmemory-policy = \"allkeys-lru\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "maxmemory-policy applied", func() bool {
+			v, _ := g.client(n).ConfigGet(context.Background(), "maxmemory-policy").Result()
+			return v["maxmemory-policy"] == "allkeys-lru"
+		})
+		if got := n.pid(t, "redis"); got != pid {
+			t.Fatalf("redis restarted (pid %d -> %d) for a runtime setting", pid, got)
+		}
+	})
+
+	t.Run("kill -9 of the master's redis: failover, old master rejoins as replica, no acknowledged write lost", func(t *testing.T) {
+		w := startWriter(t, g)
+		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+
+		// Watch the old master's port: after the kill it must never answer
+		// ROLE as master again.
+		stopWatch := make(chan struct{})
+		servedAsMaster := make(chan string, 1)
+		var watch sync.WaitGroup
+		watch.Add(1)
+		go func() {
+			defer watch.Done()
+			c := g.client(master)
+			for {
+				select {
+				case <-stopWatch:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				v, err := c.Do(ctx, "ROLE").Slice()
+				cancel()
+				if err == nil && len(v) > 0 && v[0] == "master" {
+					select {
+					case servedAsMaster <- time.Now().Format(time.RFC3339Nano):
+					default:
+					}
+				}
+			}
+		}()
+
+		killedAt := time.Now()
+		if err := syscall.Kill(master.pid(t, "redis"), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var newMaster *agentProc
+		waitFor(t, 60*time.Second, "a new master named by the sentinels", func() bool {
+			for _, n := range g.nodes {
+				if n != master && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
+					newMaster = n
+					return true
+				}
+			}
+			return false
+		})
+		t.Logf("new master node %d, %.1fs after the kill", newMaster.i, time.Since(killedAt).Seconds())
+		if m := g.waitConverged(60 * time.Second); m != newMaster {
+			t.Fatalf("converged on node %d, want %d", m.i, newMaster.i)
+		}
+		time.Sleep(time.Second) // a few more writes on the new master
+		w.halt()
+		close(stopWatch)
+		watch.Wait()
+		select {
+		case at := <-servedAsMaster:
+			t.Fatalf("the killed master came back as master at %s", at)
+		default:
+		}
+		lost := w.lost(t, g.client(newMaster))
+		t.Logf("acknowledged writes: %d, lost: %d, errors during failover: %d", w.ackedCount(), len(lost), w.errors)
+		if len(lost) > 10 {
+			t.Fatalf("%d acknowledged writes lost (bound 10): %v", len(lost), lost[:min(len(lost), 20)])
+		}
+		if g.role(master) != "slave" {
+			t.Fatalf("old master is %q, want slave", g.role(master))
+		}
+	})
+}

@@ -1,0 +1,351 @@
+// Package cluster runs three real agents on loopback, each supervising a real
+// redis-server and sentinel, and checks what a user of the group would see.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+)
+
+const password = "s3cret-pass"
+
+// agentBin is the binary under test, built once by TestMain.
+var agentBin string
+
+func TestMain(m *testing.M) {
+	logging.Disable() // go-redis reconnect noise during deliberate faults
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	flagShort := false
+	for _, a := range os.Args {
+		if a == "-test.short=true" || a == "-test.short" {
+			flagShort = true
+		}
+	}
+	if flagShort {
+		return m.Run() // every test here skips itself in -short
+	}
+	dir, err := os.MkdirTemp("", "rha-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	agentBin = filepath.Join(dir, "redis-ha-agent")
+	build := exec.Command("go", "build", "-o", agentBin, "../../cmd/redis-ha-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build agent: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// group is three agents on 127.0.0.1 with redis on base+1..base+3 and their
+// sentinels 20000 above.
+type group struct {
+	t     *testing.T
+	root  string
+	base  int
+	nodes []*agentProc
+}
+
+type agentProc struct {
+	i       int
+	dir     string
+	port    int
+	logPath string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+func requireRedis(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs real redis-server (run without -short)")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (make deps installs it)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the agent drops its children to the redis user: run as root")
+	}
+}
+
+func newGroup(t *testing.T, base int, downAfter string) *group {
+	t.Helper()
+	requireRedis(t)
+	// Children run as the redis user and must traverse to their state dirs.
+	root, err := os.MkdirTemp("", "rha-group-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := &group{t: t, root: root, base: base}
+	pw := filepath.Join(root, "password")
+	if err := os.WriteFile(pw, []byte(password+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for i := 1; i <= 3; i++ {
+		peers = append(peers, fmt.Sprintf(`"127.0.0.1:%d"`, base+i))
+	}
+	for i := 1; i <= 3; i++ {
+		port := base + i
+		dir := filepath.Join(root, fmt.Sprintf("node%d", i))
+		for _, d := range []string{dir, filepath.Join(dir, "conf.d")} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conf := fmt.Sprintf(`[cluster]
+peers = [%s]
+bootstrap_primary = "127.0.0.1:%d"
+
+[node]
+announce = "127.0.0.1:%d"
+data_dir = "%s/data"
+run_dir = "%s/run"
+
+[redis]
+port = %d
+
+[sentinel]
+down_after = %q
+failover_timeout = "10s"
+
+[auth]
+password_file = %q
+
+[tuning]
+enabled = false
+
+[http]
+listen = ""
+`, strings.Join(peers, ", "), base+1, port, dir, dir, port, downAfter, pw)
+		if err := os.WriteFile(filepath.Join(dir, "redis-ha.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g.nodes = append(g.nodes, &agentProc{i: i, dir: dir, port: port, logPath: filepath.Join(dir, "agent.log")})
+	}
+	t.Cleanup(func() {
+		for _, n := range g.nodes {
+			n.stop(t)
+		}
+		if t.Failed() {
+			for _, n := range g.nodes {
+				b, _ := os.ReadFile(n.logPath)
+				t.Logf("---- agent %d log ----\n%s", n.i, tail(string(b), 80))
+			}
+		}
+		os.RemoveAll(root)
+	})
+	return g
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (n *agentProc) confPath() string { return filepath.Join(n.dir, "redis-ha.conf") }
+func (n *agentProc) addr() string     { return fmt.Sprintf("127.0.0.1:%d", n.port) }
+
+func (n *agentProc) start(t *testing.T) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(agentBin, "run", "--config", n.confPath())
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	n.cmd = cmd
+}
+
+// stop sends SIGTERM and waits: the agent stops sentinel, then redis.
+func (n *agentProc) stop(t *testing.T) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Errorf("agent %d did not stop in 60s", n.i)
+		_ = n.cmd.Process.Kill()
+		<-done
+	}
+	n.cmd = nil
+}
+
+func (n *agentProc) log() string {
+	b, _ := os.ReadFile(n.logPath)
+	return string(b)
+}
+
+func (n *agentProc) pid(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "run", name+".pid"))
+	if err != nil {
+		t.Fatalf("read %s pid of node %d: %v", name, n.i, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("parse %s pid: %v", name, err)
+	}
+	return pid
+}
+
+func (g *group) startAll() {
+	for _, n := range g.nodes {
+		n.start(g.t)
+	}
+}
+
+func (g *group) client(n *agentProc) *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr: n.addr(), Password: password, MaxRetries: -1,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second,
+	})
+	g.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (g *group) sentinelClient(n *agentProc) *redis.SentinelClient {
+	c := redis.NewSentinelClient(&redis.Options{
+		Addr: fmt.Sprintf("127.0.0.1:%d", n.port+20000), Password: password, MaxRetries: -1,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second,
+	})
+	g.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// role asks a node's redis for ROLE: "master", "slave" or "" when down.
+func (g *group) role(n *agentProc) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := g.client(n).Do(ctx, "ROLE").Slice()
+	if err != nil || len(v) == 0 {
+		return ""
+	}
+	s, _ := v[0].(string)
+	return s
+}
+
+func (g *group) sentinelMaster(n *agentProc) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := g.sentinelClient(n).GetMasterAddrByName(ctx, "main").Result()
+	if err != nil || len(v) != 2 {
+		return ""
+	}
+	return v[0] + ":" + v[1]
+}
+
+// converged reports whether exactly one node is master, the others its
+// connected replicas, and all three sentinels name it.
+func (g *group) converged() (master *agentProc, why string) {
+	var masters []*agentProc
+	for _, n := range g.nodes {
+		if g.role(n) == "master" {
+			masters = append(masters, n)
+		}
+	}
+	if len(masters) != 1 {
+		return nil, fmt.Sprintf("%d masters", len(masters))
+	}
+	m := masters[0]
+	for _, n := range g.nodes {
+		if s := g.sentinelMaster(n); s != m.addr() {
+			return nil, fmt.Sprintf("sentinel of node %d names %q, not %s", n.i, s, m.addr())
+		}
+		if n == m {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := g.client(n).Info(ctx, "replication").Result()
+		cancel()
+		if err != nil {
+			return nil, fmt.Sprintf("node %d: %v", n.i, err)
+		}
+		if !strings.Contains(info, "master_port:"+strconv.Itoa(m.port)) || !strings.Contains(info, "master_link_status:up") {
+			return nil, fmt.Sprintf("node %d is not a connected replica of %s", n.i, m.addr())
+		}
+	}
+	return m, ""
+}
+
+func (g *group) waitConverged(timeout time.Duration) *agentProc {
+	g.t.Helper()
+	var why string
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var m *agentProc
+		if m, why = g.converged(); m != nil {
+			return m
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	g.t.Fatalf("group did not converge in %v: %s", timeout, why)
+	return nil
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", timeout, what)
+}
+
+// cli runs the agent binary with args and returns its output and exit code.
+func cli(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(agentBin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return out.String(), code
+}
