@@ -68,7 +68,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		if a == self {
 			continue
 		}
-		s := sentinel.Addr{Host: p.Host, Port: cfg.SentinelPort}
+		s := sentinelOf(cfg, a)
 		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
 		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
 	}

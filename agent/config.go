@@ -1116,6 +1116,10 @@ func validateConfigPassword(v *configCheck, c *Config, f configFileFact) {
 	case strings.ContainsAny(pw, "\r\n\x00"):
 		v.add(key, "%s holds more than one line: the password must be a single line", pf)
 	default:
+		if err := sentinel.CheckPassword(pw); err != nil {
+			v.add(key, "%s: %v", pf, err)
+			return
+		}
 		c.Password = pw
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -148,7 +147,9 @@ func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
 		}
 	}
 	if cur.Redis.Persistence != next.Redis.Persistence {
-		maps.Copy(set, persistenceSettings(next.Redis.Persistence))
+		for _, kv := range sentinel.PersistenceSettings(next.Redis.Persistence) {
+			set[kv[0]] = kv[1]
+		}
 	}
 	if cur.Node.Priority != next.Node.Priority {
 		set["replica-priority"] = fmt.Sprint(next.Node.Priority)
@@ -173,18 +174,6 @@ func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
 		n.log.Info("reload: redis setting applied", "key", k)
 	}
 	return nil
-}
-
-// persistenceSettings is redis.persistence as runtime settings.
-func persistenceSettings(p string) map[string]string {
-	switch p {
-	case "aof":
-		return map[string]string{"appendonly": "yes", "save": "3600 1 300 100 60 10000"}
-	case "rdb":
-		return map[string]string{"appendonly": "no", "save": "3600 1 300 100 60 10000"}
-	default:
-		return map[string]string{"appendonly": "no", "save": ""}
-	}
 }
 
 // applySentinel pushes the per-group settings to the local sentinel; every

@@ -245,19 +245,23 @@ func sentPidFile(cfg *Config) string   { return filepath.Join(cfg.Node.RunDir, "
 func selfAddr(cfg *Config) sentinel.Addr { return peerAddr(cfg.Self) }
 func peerAddr(p Peer) sentinel.Addr      { return sentinel.Addr{Host: p.Host, Port: p.Port} }
 
-// sentinelAddrs lists every peer's sentinel; in the group all sentinels
-// share one port (sentinel.port), as PRODUCT.md has it.
+// sentinelOf is the sentinel beside a peer's redis. Every box keeps the same
+// distance between its redis and sentinel ports as this one (6379 → 26379 by
+// default), which also lets a test group share one host's loopback.
+func sentinelOf(cfg *Config, redisAddr sentinel.Addr) sentinel.Addr {
+	return sentinel.Addr{Host: redisAddr.Host, Port: redisAddr.Port + cfg.SentinelPort - cfg.Redis.Port}
+}
+
+// sentinelAddrs lists every peer's sentinel.
 func sentinelAddrs(cfg *Config) []sentinel.Addr {
 	out := make([]sentinel.Addr, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
-		out = append(out, sentinel.Addr{Host: p.Host, Port: cfg.SentinelPort})
+		out = append(out, sentinelOf(cfg, peerAddr(p)))
 	}
 	return out
 }
 
-func localSentinel(cfg *Config) sentinel.Addr {
-	return sentinel.Addr{Host: cfg.Self.Host, Port: cfg.SentinelPort}
-}
+func localSentinel(cfg *Config) sentinel.Addr { return sentinelOf(cfg, selfAddr(cfg)) }
 
 func bindAddrs(cfg *Config) []string {
 	if cfg.Self.Host == "127.0.0.1" || cfg.Self.Host == "localhost" {

@@ -109,7 +109,7 @@ func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
 		}
 	}
 	if len(cfg.Peers) > 0 {
-		sc := sentinel.NewSentinelClient(sentinel.Addr{Host: a.Host, Port: cfg.SentinelPort}, cfg.Password)
+		sc := sentinel.NewSentinelClient(sentinelOf(cfg, a), cfg.Password)
 		defer sc.Close()
 		if m, err := sentinel.MasterAddr(ctx, sc, cfg.Cluster.Name); err == nil {
 			ps.SentinelUp = true

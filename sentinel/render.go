@@ -68,17 +68,8 @@ func RenderRedis(c RedisConf) []byte {
 	// version. A rejoining ex-master whose history diverged needs a full sync,
 	// and diskless streams it without first writing an RDB on the new master.
 	line(&b, "repl-diskless-sync", "yes")
-	switch c.Persistence {
-	case "aof":
-		line(&b, "appendonly", "yes")
-		line(&b, "appendfsync", "everysec")
-		line(&b, "save", defaultSave)
-	case "none":
-		line(&b, "appendonly", "no")
-		line(&b, "save", quote(""))
-	default: // "rdb"; config validation rejects anything else
-		line(&b, "appendonly", "no")
-		line(&b, "save", defaultSave)
+	for _, kv := range PersistenceSettings(c.Persistence) {
+		line(&b, kv[0], settingValue(kv[1]))
 	}
 	if c.ReplicaOf != nil {
 		line(&b, "replicaof", c.ReplicaOf.Host+" "+strconv.Itoa(c.ReplicaOf.Port))
@@ -96,6 +87,19 @@ func RenderRedis(c RedisConf) []byte {
 		line(&b, k, settingValue(c.Settings[k]))
 	}
 	return b.Bytes()
+}
+
+// PersistenceSettings is redis.persistence as redis directives, in order;
+// the agent renders them and sets them at runtime (CONFIG SET) on reload.
+func PersistenceSettings(persistence string) [][2]string {
+	switch persistence {
+	case "aof":
+		return [][2]string{{"appendonly", "yes"}, {"appendfsync", "everysec"}, {"save", defaultSave}}
+	case "none":
+		return [][2]string{{"appendonly", "no"}, {"save", ""}}
+	default: // "rdb"; config validation rejects anything else
+		return [][2]string{{"appendonly", "no"}, {"save", defaultSave}}
+	}
 }
 
 // SentinelConf is what the agent decides about one sentinel.
@@ -196,7 +200,8 @@ func checkWord(what, s string) error {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || c == '"' || c == '\'' {
-			return fmt.Errorf("%s: character %q at offset %d: only printable ASCII without spaces or quotes survives sentinel's config rewrite", what, c, i)
+			// The offending character is not quoted: it may be part of a secret.
+			return fmt.Errorf("%s: unsupported character at offset %d: only printable ASCII without spaces or quotes survives sentinel's config rewrite", what, i)
 		}
 	}
 	return nil
