@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -80,11 +81,20 @@ func watchConfig(ctx context.Context, path string, log *slog.Logger) (<-chan str
 // reload re-reads the whole configuration set. An invalid set is refused and
 // the last good configuration stays in force; an unchanged set is a no-op.
 func (n *node) reload(ctx context.Context) {
+	n.notify.reloading()
+	// READY=1 ends every reload, refused or not: systemd waits for it.
+	defer func() { n.notify.ready(statusLine(n.observe(ctx))) }()
 	next, err := LoadConfig(n.path, n.env)
 	if err != nil {
 		n.log.Error("reload refused; keeping the last good configuration", "err", err)
+		n.mu.Lock()
+		n.reloadErr = firstProblem(err)
+		n.mu.Unlock()
 		return
 	}
+	n.mu.Lock()
+	n.reloadErr = ""
+	n.mu.Unlock()
 	cur := n.config()
 	if next.Sum == cur.Sum {
 		n.log.Info("reload: configuration unchanged")
@@ -92,6 +102,16 @@ func (n *node) reload(ctx context.Context) {
 	}
 	n.setConfig(next)
 	n.apply(ctx, cur, next)
+}
+
+// firstProblem is the first line of a configuration error, short enough for
+// STATUS= ("conf.d/50-typo.conf:2: redis.prot: unknown key").
+func firstProblem(err error) string {
+	var cerr *ConfigError
+	if errors.As(err, &cerr) && len(cerr.Problems) > 0 {
+		return cerr.Problems[0].String()
+	}
+	return err.Error()
 }
 
 // apply moves the running children from cur to next: at runtime where Redis

@@ -104,6 +104,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 			n.log.Info("starting redis as master", "why", d.why)
 			break
 		}
+		n.setGated(true)
 		if !logged {
 			n.log.Warn("restart gate: redis crashed as master; keeping it down until the sentinels name a new master",
 				"sentinels say", d.why)
@@ -113,6 +114,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 			return supervisor.Spec{}, errStopping
 		}
 	}
+	n.setGated(false)
 	n.mu.Lock()
 	if replicaOf != nil {
 		n.master = *replicaOf
@@ -181,28 +183,72 @@ func lastLine(lines []string) string {
 }
 
 // waitReady blocks until the first redis has loaded its data: sentinel must
-// not start monitoring (and READY must not be sent) before that.
+// not start monitoring (and READY must not be sent) before that. While it
+// waits it asks systemd for more start-up time, since loading a large
+// dataset (or the restart gate) can take longer than any fixed timeout.
 func (n *node) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	cfg := n.config()
-	c := sentinel.NewRedisClient(selfAddr(cfg), cfg.Password)
-	defer c.Close()
+	var extended time.Time
 	for {
+		cfg := n.config()
+		status := "" // extend only for a known, legitimate wait
 		if n.redis.Current() != nil {
 			pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
-			loading, err := sentinel.Loading(pctx, c)
+			loading, err := sentinel.Loading(pctx, n.localRedis(cfg))
 			pcancel()
 			if err == nil && !loading {
 				n.log.Info("redis is loaded and serving")
-				n.observe(ctx)
 				return nil
 			}
+			if loading {
+				status = "redis is loading its dataset"
+			}
+		} else if n.isGated() {
+			status = "redis down: restart gate holds it until the sentinels name a new master"
+		}
+		if status != "" && time.Since(extended) > extendEvery {
+			n.notify.extendStart(2*extendEvery, status)
+			extended = time.Now()
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("wait for redis to load: %w", err)
 		}
 	}
+}
+
+// waitSentinel blocks until the local sentinel monitors the group, the last
+// condition for READY=1.
+func (n *node) waitSentinel(ctx context.Context) error {
+	for {
+		cfg := n.config()
+		if len(cfg.Peers) == 0 {
+			return nil
+		}
+		if n.sentinel.Current() != nil {
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			_, err := sentinel.MasterAddr(pctx, n.localSentinelClient(cfg), cfg.Cluster.Name)
+			cancel()
+			if err == nil {
+				return nil
+			}
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (n *node) isGated() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gated
+}
+
+func (n *node) setGated(g bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.gated = g
 }
 
 // nextSentinel renders sentinel.conf for each start of the local sentinel,
@@ -295,40 +341,6 @@ func (n *node) myID(cfg *Config) (string, error) {
 		return "", fmt.Errorf("save sentinel id: %w", err)
 	}
 	return id, nil
-}
-
-// observe probes the local redis role and what the local sentinel names as
-// master; events can be lost on reconnect, so this runs on a timer too.
-func (n *node) observe(ctx context.Context) {
-	cfg := n.config()
-	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	role := ""
-	if n.redis.Current() != nil {
-		c := n.localRedis(cfg)
-		if r, err := sentinel.ProbeRole(pctx, c); err == nil {
-			role = r.Kind
-		}
-	}
-	var master sentinel.Addr
-	if len(cfg.Peers) > 0 && n.sentinel.Current() != nil {
-		if m, err := sentinel.MasterAddr(pctx, n.localSentinelClient(cfg), cfg.Cluster.Name); err == nil {
-			master = m
-		}
-	}
-	n.mu.Lock()
-	old := n.role
-	if role != "" {
-		n.role = role
-	}
-	if !master.IsZero() && master != n.master {
-		n.log.Info("sentinels name a new master", "master", master.String(), "was", n.master.String())
-		n.master = master
-	}
-	n.mu.Unlock()
-	if role != "" && old != "" && role != old {
-		n.log.Info("role change", "from", old, "to", role)
-	}
 }
 
 // sentinelEvents subscribes to the local sentinel's event stream; the stream

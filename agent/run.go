@@ -22,7 +22,8 @@ const (
 	observeEvery  = time.Second
 	gateRetry     = 500 * time.Millisecond
 	probeTimeout  = time.Second
-	readyTimeout  = 10 * time.Minute // a large dataset can take minutes to load
+	readyTimeout  = 24 * time.Hour // systemd's start timeout (extended while loading) is the real bound
+	extendEvery   = 10 * time.Second
 	reloadDelay   = 250 * time.Millisecond
 	serviceUser   = "redis"
 	childStopWait = 30 * time.Second
@@ -36,13 +37,17 @@ type node struct {
 	env  ConfigEnv
 	cred *syscall.Credential // nil when the agent itself is not root
 
-	mu       sync.Mutex
-	cfg      *Config
-	role     string        // "master" / "slave" as ROLE last said; "" = not running
-	master   sentinel.Addr // the master the sentinels (or our own start decision) name
-	lastExit *supervisor.Exit
-	clients  localClients
-	changed  chan struct{} // closed (and replaced) when cfg is replaced
+	mu         sync.Mutex
+	cfg        *Config
+	role       string        // "master" / "slave" as ROLE last said; "" = not running
+	master     sentinel.Addr // the master the sentinels (or our own start decision) name
+	lastExit   *supervisor.Exit
+	clients    localClients
+	notify     *notifier
+	gated      bool          // the restart gate holds redis down
+	reloadErr  string        // why the last reload was refused; "" after a good one
+	prevOffset int64         // master offset at the previous observation
+	changed    chan struct{} // closed (and replaced) when cfg is replaced
 
 	redis, sentinel *supervisor.Child
 }
@@ -54,7 +59,8 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{})}
+	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
+		notify: &notifier{log: logger}}
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -105,8 +111,14 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		}
 	}()
 
-	loopErr := n.loop(ctx, errc)
+	var loopErr error
+	if err := n.waitSentinel(ctx); err == nil {
+		n.notify.ready(statusLine(n.observe(ctx)))
+		logger.Info("ready")
+		loopErr = n.loop(ctx, errc)
+	}
 
+	n.notify.stopping()
 	logger.Info("stopping: sentinel first, then redis")
 	stopSent()
 	waitChild(n.sentinel)
@@ -144,11 +156,21 @@ func (n *node) loop(ctx context.Context, errc <-chan error) error {
 	events := n.sentinelEvents(ctx)
 	tick := time.NewTicker(observeEvery)
 	defer tick.Stop()
-	n.observe(ctx)
+	// WATCHDOG=1 comes from this loop only: if the loop hangs, systemd
+	// notices and restarts the agent.
+	var dog <-chan time.Time
+	if every := watchdogEvery(); every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		dog = t.C
+		n.notify.watchdog()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-dog:
+			n.notify.watchdog()
 		case err := <-errc:
 			return err
 		case <-tick.C:

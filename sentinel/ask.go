@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -103,6 +104,29 @@ func CkQuorum(ctx context.Context, sc *redis.SentinelClient, name string) error 
 		return fmt.Errorf("sentinel ckquorum %s: %w", name, noMaster(err))
 	}
 	return nil
+}
+
+// UsableSentinels returns how many sentinels (this one included) CKQUORUM
+// counts as reachable, and whether they are enough to authorize a failover.
+// Sentinel answers "OK 3 usable Sentinels. ..." or "NOQUORUM 1 usable ...".
+func UsableSentinels(ctx context.Context, sc *redis.SentinelClient, name string) (int, bool, error) {
+	text, err := sc.CkQuorum(ctx, name).Result()
+	ok := err == nil
+	if err != nil {
+		text = err.Error()
+		if !strings.HasPrefix(text, "NOQUORUM") {
+			return 0, false, fmt.Errorf("sentinel ckquorum %s: %w", name, noMaster(err))
+		}
+	}
+	f := strings.Fields(text)
+	if len(f) < 2 {
+		return 0, false, fmt.Errorf("sentinel ckquorum %s: unexpected answer %q", name, text)
+	}
+	n, perr := strconv.Atoi(f[1])
+	if perr != nil {
+		return 0, false, fmt.Errorf("sentinel ckquorum %s: unexpected answer %q", name, text)
+	}
+	return n, ok, nil
 }
 
 // Set changes options of a monitored group: SENTINEL SET name k v [k v ...].

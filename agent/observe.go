@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+)
+
+// snapshot is what one observation saw: the input of STATUS= and of the
+// agent's view of its own role.
+type snapshot struct {
+	single    bool // no peers
+	self      sentinel.Addr
+	redisUp   bool          // ROLE answered
+	role      sentinel.Role // valid when redisUp
+	gated     bool          // the restart gate holds redis down
+	master    sentinel.Addr // what the local sentinel names
+	usable    int           // sentinels CKQUORUM counts as reachable
+	peers     int
+	inSync    int // master: replicas that acknowledged the previous observation's offset
+	reloadErr string
+}
+
+// observe probes the local redis and sentinel once; events can be lost on
+// reconnect, so this runs on a timer too. It updates the node's view and
+// STATUS=.
+func (n *node) observe(ctx context.Context) snapshot {
+	cfg := n.config()
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	s := snapshot{single: len(cfg.Peers) == 0, self: selfAddr(cfg), peers: len(cfg.Peers)}
+	if n.redis.Current() != nil {
+		if r, err := sentinel.ProbeRole(pctx, n.localRedis(cfg)); err == nil {
+			s.redisUp, s.role = true, r
+		}
+	}
+	if !s.single && n.sentinel.Current() != nil {
+		sc := n.localSentinelClient(cfg)
+		if m, err := sentinel.MasterAddr(pctx, sc, cfg.Cluster.Name); err == nil {
+			s.master = m
+		}
+		if u, _, err := sentinel.UsableSentinels(pctx, sc, cfg.Cluster.Name); err == nil {
+			s.usable = u
+		}
+	}
+
+	n.mu.Lock()
+	s.gated, s.reloadErr = n.gated, n.reloadErr
+	if s.redisUp && s.role.Kind == "master" {
+		for _, r := range s.role.Replicas {
+			if r.Offset >= n.prevOffset {
+				s.inSync++
+			}
+		}
+		n.prevOffset = s.role.Offset
+	}
+	old := n.role
+	if s.redisUp {
+		n.role = s.role.Kind
+	}
+	if !s.master.IsZero() && s.master != n.master {
+		n.log.Info("sentinels name a new master", "master", s.master.String(), "was", n.master.String())
+		n.master = s.master
+	}
+	n.mu.Unlock()
+	if s.redisUp && old != "" && s.role.Kind != old {
+		n.log.Info("role change", "from", old, "to", s.role.Kind)
+	}
+	n.notify.setStatus(statusLine(s))
+	return s
+}
+
+// statusLine is the one honest line of STATUS=, e.g.
+// "master · 2/2 replicas in sync · sentinels 3/3".
+func statusLine(s snapshot) string {
+	var parts []string
+	switch {
+	case s.gated:
+		parts = append(parts, "redis down: restart gate holds it until the sentinels name a new master")
+	case !s.redisUp:
+		parts = append(parts, "redis down")
+	case s.role.Kind == "master" && s.single:
+		parts = append(parts, "master · single box")
+	case s.role.Kind == "master":
+		parts = append(parts, fmt.Sprintf("master · %d/%d replicas in sync", s.inSync, s.peers-1))
+	default:
+		link := "link up"
+		if s.role.Link != "connected" {
+			link = "link " + s.role.Link
+		}
+		parts = append(parts, fmt.Sprintf("replica of %s · %s", s.role.Master, link))
+	}
+	if !s.single {
+		parts = append(parts, fmt.Sprintf("sentinels %d/%d", s.usable, s.peers))
+		// Say so when redis and the sentinels disagree (a failover in
+		// flight, or a demoted master Sentinel has not reconfigured yet).
+		want := s.role.Master
+		if s.role.Kind == "master" {
+			want = s.self
+		}
+		if s.redisUp && !s.master.IsZero() && s.master != want {
+			parts = append(parts, "sentinels name "+s.master.String())
+		}
+	}
+	if s.reloadErr != "" {
+		parts = append(parts, "reload refused: "+s.reloadErr)
+	}
+	return strings.Join(parts, " · ")
+}
