@@ -85,7 +85,17 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	if last == nil {
 		_, err := os.Stat(runningMarker(cfg))
 		crashed = err == nil
-		if crashed {
+		// A redis that outlived a killed agent held every acknowledged write;
+		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
+		// it is not a crash and keeps its role.
+		found, graceful, err := supervisor.StopStale(redisPidFile(cfg), cfg.Redis.Binary, childStopWait, n.log)
+		switch {
+		case err != nil:
+			n.log.Warn("stop the previous agent's redis", "err", err)
+		case found && graceful:
+			n.log.Info("the previous agent died but its redis lived; it has shut down cleanly and keeps its role")
+			crashed = false
+		case crashed:
 			n.log.Warn("redis did not stop cleanly last time (crash or power loss)")
 		}
 	}

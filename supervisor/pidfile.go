@@ -99,19 +99,27 @@ func waitExit(pid int, d time.Duration) bool {
 	return true
 }
 
-// stopStale stops the process recorded in pidFile if it still runs exe, the way Stop would:
-// SIGTERM to its group, SIGKILL after grace. It is not our child, so it is polled, not waited for.
-func stopStale(pidFile, exe string, grace time.Duration, log *slog.Logger) error {
+// StopStale stops the process a previous agent recorded in pidFile, if it still runs the
+// executable at path, the way Stop would: SIGTERM to its group, SIGKILL after grace. It
+// reports whether such a process was found and whether it ended on SIGTERM alone, which
+// tells a caller that the process (which outlived its agent) was shut down cleanly.
+func StopStale(pidFile, path string, grace time.Duration, log *slog.Logger) (found, graceful bool, err error) {
+	return stopStale(pidFile, executable(path), grace, log)
+}
+
+// stopStale is StopStale with exe already resolved. It is not our child, so it is polled,
+// not waited for.
+func stopStale(pidFile, exe string, grace time.Duration, log *slog.Logger) (found, graceful bool, err error) {
 	b, err := os.ReadFile(pidFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("pid file: %w", err)
+		return false, false, fmt.Errorf("pid file: %w", err)
 	}
 	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
 	if err != nil || pid <= 1 || pid == os.Getpid() || !runs(pid, exe) {
-		return nil // whatever it named is gone; the file is overwritten at start
+		return false, false, nil // whatever it named is gone; the file is overwritten at start
 	}
 	// Signal the group only when pid leads one, as our children do; otherwise the group may be
 	// someone else's, even our own.
@@ -122,19 +130,19 @@ func stopStale(pidFile, exe string, grace time.Duration, log *slog.Logger) error
 	log.Warn("stopping stale process from pid file", "pid", pid, "pidfile", pidFile, "exe", exe)
 	if err := syscall.Kill(target, syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
-			return nil
+			return false, false, nil
 		}
-		return fmt.Errorf("stale process %d: %w", pid, err)
+		return true, false, fmt.Errorf("stale process %d: %w", pid, err)
 	}
 	if waitExit(pid, grace) {
-		return nil
+		return true, true, nil
 	}
 	log.Warn("stale process still running after grace, killing", "pid", pid, "grace", grace)
 	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stale process %d: %w", pid, err)
+		return true, false, fmt.Errorf("stale process %d: %w", pid, err)
 	}
 	if !waitExit(pid, goneTimeout) {
-		return fmt.Errorf("stale process %d from %s: still running after SIGKILL", pid, pidFile)
+		return true, false, fmt.Errorf("stale process %d from %s: still running after SIGKILL", pid, pidFile)
 	}
-	return nil
+	return true, false, nil
 }

@@ -91,7 +91,7 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.Credential}
 
 	if spec.PidFile != "" {
-		if err := stopStale(spec.PidFile, executable(cmd.Path), grace, log); err != nil {
+		if _, _, err := stopStale(spec.PidFile, executable(cmd.Path), grace, log); err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 	}

@@ -439,3 +439,33 @@ func TestCredential(t *testing.T) {
 		t.Errorf("id as nobody: %q, %v; want %q", got, p.Err(), want)
 	}
 }
+
+func TestStopStaleReports(t *testing.T) {
+	tests := []struct {
+		name                string
+		path                string
+		args                []string
+		start               bool
+		wantFound, wantNice bool
+	}{
+		{name: "no pid file", path: "/bin/sleep"},
+		{name: "ends on SIGTERM", path: "/bin/sleep", args: []string{"100"}, start: true, wantFound: true, wantNice: true},
+		{name: "ignores SIGTERM", path: "/bin/sh", args: []string{"-c", "trap '' TERM; while :; do sleep 0.05; done"}, start: true, wantFound: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logger, _ := newLogger()
+			pidFile := filepath.Join(t.TempDir(), "child.pid")
+			if tt.start {
+				_, _ = startStale(t, pidFile, tt.path, tt.args...)
+			}
+			found, graceful, err := StopStale(pidFile, tt.path, 300*time.Millisecond, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tt.wantFound || graceful != tt.wantNice {
+				t.Errorf("StopStale = found %v, graceful %v; want %v, %v", found, graceful, tt.wantFound, tt.wantNice)
+			}
+		})
+	}
+}

@@ -222,6 +222,32 @@ func TestGroup(t *testing.T) {
 		}
 	})
 
+	t.Run("kill -9 of the master's agent: redis lives on, no failover, nothing lost", func(t *testing.T) {
+		w := startWriter(t, g)
+		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		master.kill(t)
+		before := w.ackedCount()
+		waitFor(t, 10*time.Second, "writes continuing without the agent", func() bool { return w.ackedCount() > before+100 })
+		if g.role(master) != "master" {
+			t.Fatal("the master's redis should outlive its agent")
+		}
+		master.start(t)
+		waitFor(t, 30*time.Second, "the restarted agent's redis back as master", func() bool {
+			return strings.Contains(master.log(), "keeps its role") && g.role(master) == "master"
+		})
+		if m := g.waitConverged(30 * time.Second); m != master {
+			t.Fatalf("master moved to node %d after the agent crash", m.i)
+		}
+		before = w.ackedCount()
+		waitFor(t, 10*time.Second, "writes after the agent restart", func() bool { return w.ackedCount() > before+100 })
+		w.halt()
+		lost := w.lost(t, g.client(master))
+		t.Logf("acknowledged writes: %d, lost: %d, errors: %d", w.ackedCount(), len(lost), w.errors)
+		if len(lost) > 0 {
+			t.Fatalf("%d acknowledged writes lost: %v", len(lost), lost[:min(len(lost), 20)])
+		}
+	})
+
 	t.Run("kill -9 of the master's redis: failover, old master rejoins as replica, no acknowledged write lost", func(t *testing.T) {
 		w := startWriter(t, g)
 		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })

@@ -209,6 +209,19 @@ func (n *agentProc) stop(t *testing.T) {
 	n.cmd = nil
 }
 
+// kill sends SIGKILL to the agent alone: its redis and sentinel live on in
+// their own process groups, as they would after an agent crash.
+func (n *agentProc) kill(t *testing.T) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+	n.cmd = nil
+}
+
 func (n *agentProc) log() string {
 	b, _ := os.ReadFile(n.logPath)
 	return string(b)
