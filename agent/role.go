@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
@@ -101,6 +102,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	}
 	self := selfAddr(cfg)
 	var replicaOf *sentinel.Addr
+	var lastTry time.Time
 	for logged := false; ; {
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
@@ -119,6 +121,12 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 			n.log.Warn("restart gate: redis crashed as master; keeping it down until the sentinels name a new master",
 				"sentinels say", d.why)
 			logged = true
+		}
+		// We know for certain that the master is dead; Sentinel would wait
+		// down_after to find out. Ask for the failover now.
+		if time.Since(lastTry) >= failoverRetry {
+			lastTry = time.Now()
+			n.fastFailover(ctx, cfg)
 		}
 		if err := sleepCtx(ctx, gateRetry); err != nil {
 			return supervisor.Spec{}, errStopping
@@ -160,6 +168,46 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		StopGrace:  childStopWait,
 		PidFile:    redisPidFile(cfg),
 	}, nil
+}
+
+// fastFailover asks a sentinel — ours first, else a peer's — for an immediate
+// failover, once CKQUORUM confirms that a majority of sentinels is reachable
+// to authorize it. A failover already in progress counts as success.
+func (n *node) fastFailover(ctx context.Context, cfg *Config) {
+	local := localSentinel(cfg)
+	order := []sentinel.Addr{local}
+	for _, s := range sentinelAddrs(cfg) {
+		if s != local {
+			order = append(order, s)
+		}
+	}
+	for _, s := range order {
+		fctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := n.failoverVia(fctx, cfg, s)
+		cancel()
+		if err == nil {
+			n.log.Info("fast failover requested", "sentinel", s.String())
+			return
+		}
+		n.log.Warn("fast failover not possible through this sentinel", "sentinel", s.String(), "err", err)
+	}
+}
+
+func (n *node) failoverVia(ctx context.Context, cfg *Config, s sentinel.Addr) error {
+	sc := sentinel.NewSentinelClient(s, cfg.Password)
+	defer sc.Close()
+	usable, ok, err := sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("only %d usable sentinels: no majority to authorize a failover", usable)
+	}
+	err = sentinel.Failover(ctx, sc, cfg.Cluster.Name)
+	if err != nil && strings.Contains(err.Error(), "INPROG") {
+		return nil
+	}
+	return err
 }
 
 func (n *node) redisStarted(p *supervisor.Process) {

@@ -20,7 +20,8 @@ import (
 // GET-MASTER-ADDR-BY-NAME on loopback); a second is well inside down_after.
 const (
 	observeEvery  = time.Second
-	gateRetry     = 500 * time.Millisecond
+	gateRetry     = 200 * time.Millisecond
+	failoverRetry = 3 * time.Second
 	probeTimeout  = time.Second
 	readyTimeout  = 24 * time.Hour // systemd's start timeout (extended while loading) is the real bound
 	extendEvery   = 10 * time.Second
