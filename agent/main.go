@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/redis/go-redis/v9/logging"
 )
@@ -32,6 +31,7 @@ commands:
   status [--json]                every peer: role, offsets, lag, what the sentinels say
   check                          preflight: config, binaries, ports, peers, kernel settings, quorum
   check-config                   parse and validate the configuration only
+  history [--json]               this box's role changes with time, cause and replication offsets
   version                        print the version
 
 every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
@@ -78,6 +78,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = check(ctx, *confPath, stdout)
 	case "status":
 		err = status(ctx, *confPath, *asJSON, stdout)
+	case "history":
+		err = history(*confPath, *asJSON, stdout)
 	default:
 		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
 		return ExitUsage
@@ -120,6 +122,3 @@ func describeMode(cfg *Config) string {
 	}
 	return fmt.Sprintf("group %q of %d peers, this node %s, quorum %d", cfg.Cluster.Name, len(cfg.Peers), cfg.Self.String(), cfg.Quorum)
 }
-
-// Keep os imported for the run command's environment reads.
-var _ = os.Getenv

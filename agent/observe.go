@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
@@ -56,20 +57,50 @@ func (n *node) observe(ctx context.Context) snapshot {
 		}
 		n.prevOffset = s.role.Offset
 	}
-	old := n.role
-	if s.redisUp {
-		n.role = s.role.Kind
-	}
 	if !s.master.IsZero() && s.master != n.master {
 		n.log.Info("sentinels name a new master", "master", s.master.String(), "was", n.master.String())
 		n.master = s.master
 	}
+	change := n.noteRoleLocked(s)
 	n.mu.Unlock()
-	if s.redisUp && old != "" && s.role.Kind != old {
-		n.log.Info("role change", "from", old, "to", s.role.Kind)
+	if change != nil {
+		n.recordChange(cfg, *change)
 	}
 	n.notify.setStatus(statusLine(s))
 	return s
+}
+
+// noteRoleLocked compares the observed role with the last recorded one and
+// returns the change to record, if any. Caller holds n.mu.
+func (n *node) noteRoleLocked(s snapshot) *Change {
+	if !s.redisUp {
+		return nil
+	}
+	kind, master := "replica", s.role.Master
+	if s.role.Kind == "master" {
+		kind, master = "master", s.self
+	}
+	defer func() { n.hist.offset = s.role.Offset }()
+	if kind == n.hist.role {
+		return nil
+	}
+	cause := n.hist.cause
+	if cause == "" {
+		cause = "reconfigured by Sentinel"
+	}
+	c := &Change{Time: time.Now(), From: n.hist.role, To: kind, Master: master.String(), Cause: cause,
+		OffsetBefore: n.hist.offset, OffsetAfter: s.role.Offset}
+	n.hist.role, n.hist.cause = kind, ""
+	return c
+}
+
+// recordChange logs a role change and appends it to the history file.
+func (n *node) recordChange(cfg *Config, c Change) {
+	n.log.Info("role change", "from", orDash(c.From), "to", c.To, "master", c.Master, "cause", c.Cause,
+		"offset_before", c.OffsetBefore, "offset_after", c.OffsetAfter)
+	if err := appendHistory(historyPath(cfg), c); err != nil {
+		n.log.Warn("record role change", "err", err)
+	}
 }
 
 // statusLine is the one honest line of STATUS=, e.g.

@@ -47,7 +47,7 @@ func watchConfig(ctx context.Context, path string, log *slog.Logger) (<-chan str
 				if !ok {
 					return
 				}
-				if ev.Op == fsnotify.Chmod {
+				if ev.Op == fsnotify.Chmod || !configRelevant(path, ev.Name) {
 					continue
 				}
 				if ev.Name == confd && ev.Has(fsnotify.Create) {
@@ -76,6 +76,22 @@ func watchConfig(ctx context.Context, path string, log *slog.Logger) (<-chan str
 		<-done
 	}
 	return out, stop, nil
+}
+
+// configRelevant reports whether a change to name can change the
+// configuration: the base file, conf.d and what is in it, and the default
+// password file's place. Anything else sharing the directory (a log, a
+// state directory in a test layout) must not trigger reloads.
+func configRelevant(path, name string) bool {
+	dir := filepath.Dir(path)
+	confd := filepath.Join(dir, "conf.d")
+	switch {
+	case name == path, name == confd, filepath.Dir(name) == confd:
+		return true
+	case filepath.Base(name) == "password":
+		return true
+	}
+	return false
 }
 
 // reload re-reads the whole configuration set. An invalid set is refused and

@@ -103,16 +103,22 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	self := selfAddr(cfg)
 	var replicaOf *sentinel.Addr
 	var lastTry time.Time
+	var why string
 	for logged := false; ; {
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
 		if d.master != self {
 			m := d.master
 			replicaOf = &m
+			why = d.why
+			if crashed {
+				why = "after a crash, " + why
+			}
 			n.log.Info("starting redis as replica", "master", m.String(), "why", d.why)
 			break
 		}
 		if !crashed || len(cfg.Peers) == 0 {
+			why = d.why
 			n.log.Info("starting redis as master", "why", d.why)
 			break
 		}
@@ -134,6 +140,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	}
 	n.setGated(false)
 	n.mu.Lock()
+	n.hist.cause = "started by the agent: " + why
 	if replicaOf != nil {
 		n.master = *replicaOf
 	} else {
@@ -217,12 +224,7 @@ func (n *node) redisStarted(p *supervisor.Process) {
 // redisExited records how redis ended. Only a clean exit after a requested
 // stop clears the running marker; anything else leaves it for the gate.
 func (n *node) redisExited(e supervisor.Exit) {
-	n.mu.Lock()
-	wasRole := n.role
-	n.role = ""
-	n.lastExit = &e
-	cfg := n.cfg
-	n.mu.Unlock()
+	cfg := n.config()
 	if e.Requested && e.Err == nil {
 		if err := os.Remove(runningMarker(cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			n.log.Warn("clear running marker", "err", err)
@@ -230,7 +232,20 @@ func (n *node) redisExited(e supervisor.Exit) {
 		n.log.Info("redis stopped cleanly")
 		return
 	}
-	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "role", wasRole, "last output", lastLine(e.Tail))
+	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "last output", lastLine(e.Tail))
+	if e.Requested {
+		return // stopped on purpose (restart, shutdown): not a role change
+	}
+	n.mu.Lock()
+	if n.hist.role == "down" {
+		n.mu.Unlock()
+		return // still down: one record for the whole outage
+	}
+	c := Change{Time: time.Now(), From: n.hist.role, To: "down", Cause: fmt.Sprintf("redis exited: %v", e.Err),
+		OffsetBefore: n.hist.offset, OffsetAfter: n.hist.offset}
+	n.hist.role = "down"
+	n.mu.Unlock()
+	n.recordChange(cfg, c)
 }
 
 func lastLine(lines []string) string {

@@ -40,15 +40,18 @@ type node struct {
 
 	mu         sync.Mutex
 	cfg        *Config
-	role       string        // "master" / "slave" as ROLE last said; "" = not running
 	master     sentinel.Addr // the master the sentinels (or our own start decision) name
-	lastExit   *supervisor.Exit
 	clients    localClients
 	notify     *notifier
 	gated      bool          // the restart gate holds redis down
 	reloadErr  string        // why the last reload was refused; "" after a good one
 	prevOffset int64         // master offset at the previous observation
 	changed    chan struct{} // closed (and replaced) when cfg is replaced
+	hist       struct {
+		role   string // last recorded role: master, replica, down, "" (none yet)
+		offset int64  // last offset seen in that role
+		cause  string // why the next change happens, when the agent caused it
+	}
 
 	redis, sentinel *supervisor.Child
 }
@@ -64,6 +67,12 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		notify: &notifier{log: logger}}
 	if err := n.prepare(cfg); err != nil {
 		return err
+	}
+	if past, err := readHistory(historyPath(cfg)); err != nil {
+		logger.Warn("read role history", "err", err)
+	} else if len(past) > 0 {
+		last := past[len(past)-1]
+		n.hist.role, n.hist.offset = last.To, last.OffsetAfter
 	}
 	n.tune(cfg)
 	logger.Info("starting", "version", Version, "mode", describeMode(cfg))

@@ -68,6 +68,10 @@ func RenderRedis(c RedisConf) []byte {
 	// version. A rejoining ex-master whose history diverged needs a full sync,
 	// and diskless streams it without first writing an RDB on the new master.
 	line(&b, "repl-diskless-sync", "yes")
+	// The default waits 5 s for more replicas to share one transfer; a box
+	// that just rejoined would be that much longer out of sync, which is the
+	// window in which a second failure loses writes.
+	line(&b, "repl-diskless-sync-delay", "0")
 	for _, kv := range PersistenceSettings(c.Persistence) {
 		line(&b, kv[0], settingValue(kv[1]))
 	}
