@@ -18,6 +18,8 @@ deps: ## install what builds and tests need (Debian's redis, Go modules)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			redis-server redis-sentinel redis-tools >/dev/null; \
 	fi
+	@command -v rpm >/dev/null && command -v shellcheck >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm shellcheck >/dev/null; }
 	@go mod download
 
 build: ## static binary in bin/
@@ -38,6 +40,31 @@ check: deps lint integration ## everything CI runs
 
 demo: deps build ## three agents on loopback: status, kill the master's redis, watch the failover (KEEP=1 keeps them)
 	KEEP=$(KEEP) test/demo/demo.sh $(BIN)
+
+PKG_VERSION ?= $(shell packaging/version.sh)
+DIST        ?= dist
+
+package: build ## .deb and .rpm in dist/ (version from git: packaging/version.sh; PKG_VERSION= overrides)
+	@test -n "$(PKG_VERSION)" || { echo "package: no version from git: set PKG_VERSION" >&2; exit 1; }
+	@mkdir -p $(DIST)
+	@for p in deb rpm; do \
+		PKG_VERSION='$(PKG_VERSION)' PKG_ARCH=$$(go env GOARCH) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
+			go tool nfpm pkg -f packaging/nfpm.yaml -p $$p -t $(DIST)/ || exit 1; \
+	done
+.PHONY: package
+
+# The previous build for the upgrade test: this build under a lower version.
+E2E_PREV  := $(DIST)/e2e-previous
+E2E_FLAGS ?=
+
+e2e: deps package ## end-to-end tests: the .deb on Debian boxes booting systemd (root; test/box, test/e2e)
+	@$(MAKE) --no-print-directory package PKG_VERSION='$(PKG_VERSION)~e2e.prev' DIST=$(E2E_PREV) >/dev/null
+	RHA_E2E=1 \
+	RHA_DEB=$(abspath $(DIST))/redis-ha-agent_$(PKG_VERSION)_$$(go env GOARCH).deb \
+	RHA_DEB_PREV=$(abspath $(E2E_PREV))/redis-ha-agent_$(PKG_VERSION)~e2e.prev_$$(go env GOARCH).deb \
+		go test -p 1 -count=1 -timeout 20m $(E2E_FLAGS) ./test/box/ ./test/e2e/; \
+	rc=$$?; go run ./test/box/cmd/sweep || rc=1; exit $$rc
+.PHONY: e2e
 
 clean: ## remove build outputs
 	rm -rf bin dist

@@ -1,0 +1,88 @@
+#!/bin/sh
+# redis-ha-agent postinst (deb: configure [old-version] | abort-remove) and %post (rpm: 1
+# install, 2 upgrade). DPKG_ROOT, set by `dpkg --root` (and by the tests), prefixes paths.
+set -e
+
+unit=redis-ha-agent.service
+root=${DPKG_ROOT:-}
+state=$root/var/lib/redis-ha
+password=$root/etc/redis-ha/password
+
+case "$1" in
+configure | abort-remove)
+	# A reinstall after `remove` has an old version but must start over.
+	if [ -z "$2" ] || [ -e "$state/.removed" ]; then action=install; else action=upgrade; fi ;;
+1) action=install ;;
+[0-9]*) action=upgrade ;;
+*) exit 0 ;;
+esac
+
+say() { echo "redis-ha-agent: $*"; }
+running() { [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null; }
+# Enabling and masking are symlinks: systemctl makes them without a running systemd too.
+systemctl_links() {
+	if command -v systemctl >/dev/null; then systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} "$@"; fi
+}
+
+# redis-tools (deb) and redis (rpm) create the user before we run; this is the fallback.
+if ! getent passwd redis >/dev/null; then
+	if getent group redis >/dev/null; then group="--gid redis"; else group=--user-group; fi
+	# shellcheck disable=SC2086 # $group is two words
+	useradd --system $group --home-dir /var/lib/redis --no-create-home \
+		--shell /usr/sbin/nologin --comment "Redis" redis
+fi
+
+# Redis writes its data and sentinel its config here as redis; the agent (root) reads it.
+mkdir -p "$state"
+chmod 0750 "$state"
+chown redis:redis "$state"
+
+if [ "$action" = install ]; then
+	rm -f "$state/.removed"
+
+	# Only printable ASCII without spaces or quotes survives sentinel's config rewrite.
+	if [ ! -e "$password" ]; then
+		tmp=$password.tmp
+		(umask 077 && LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32 >"$tmp" && echo >>"$tmp")
+		chown root:redis "$tmp"
+		chmod 0640 "$tmp" # kept when the user later writes their own password into it
+		mv "$tmp" "$password"
+		say "wrote a random password to /etc/redis-ha/password; on a group of boxes, write the same password on every box"
+	fi
+
+	# The distribution's own redis and sentinel units would hold ports 6379 and 26379.
+	# Masks already there are the admin's and are left alone; ours are recorded so
+	# that purge undoes exactly those.
+	taken=
+	for u in redis-server.service redis.service redis-sentinel.service; do
+		[ -f "$root/lib/systemd/system/$u" ] || [ -f "$root/usr/lib/systemd/system/$u" ] || continue
+		[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" != /dev/null ] || continue
+		if running; then systemctl stop "$u" 2>/dev/null || true; fi
+		systemctl_links --quiet disable "$u" 2>/dev/null || true
+		if systemctl_links --quiet mask "$u"; then
+			echo "$u" >>"$state/.masked-by-redis-ha"
+			taken="$taken $u"
+		else
+			say "could not mask $u: keep it stopped, it holds the ports redis-ha-agent needs"
+		fi
+	done
+	if [ -n "$taken" ]; then
+		say "stopped, disabled and masked$taken: redis-ha-agent runs redis and sentinel itself; purging redis-ha-agent unmasks them"
+	fi
+fi
+
+if running; then systemctl daemon-reload; fi
+
+if [ "$action" = install ]; then
+	systemctl_links --quiet enable "$unit"
+	if running; then
+		if systemctl start "$unit"; then
+			say "started $unit: a single redis on 127.0.0.1:6379 until a group is configured in /etc/redis-ha/conf.d/"
+		else
+			say "$unit did not start: see journalctl -u $unit"
+		fi
+	fi
+elif running; then
+	systemctl try-restart "$unit" || say "$unit did not restart: see journalctl -u $unit"
+fi
+exit 0

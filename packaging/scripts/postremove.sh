@@ -1,0 +1,58 @@
+#!/bin/sh
+# redis-ha-agent postrm (deb: remove | purge | upgrade | failed-upgrade | abort-* |
+# disappear) and %postun (rpm: 0 erase, 1 upgrade). rpm has no purge: an erase keeps the
+# data and the password like a deb remove, but gives the distribution's redis units back.
+# DPKG_ROOT, set by `dpkg --root` (and by the tests), prefixes paths.
+set -e
+
+root=${DPKG_ROOT:-}
+state=$root/var/lib/redis-ha
+masked=$state/.masked-by-redis-ha
+
+case "$1" in
+remove | purge | 0) ;;
+*) exit 0 ;;
+esac
+
+say() { echo "redis-ha-agent: $*"; }
+running() { [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null; }
+
+# Unmask what postinst masked, unless the admin has replaced our mask since.
+unmask() {
+	[ -f "$masked" ] || return 0
+	if command -v systemctl >/dev/null; then
+		while read -r u; do
+			[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" = /dev/null ] || continue
+			systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} --quiet unmask "$u" &&
+				say "unmasked $u; it stays disabled: systemctl enable --now $u to use it again"
+		done <"$masked"
+	fi
+	rm -f "$masked"
+}
+
+case "$1" in
+remove)
+	if [ -f "$masked" ]; then
+		units=$(tr '\n' ' ' <"$masked")
+		say "still masked until redis-ha-agent is purged: ${units% }"
+	fi
+	;;
+purge)
+	unmask
+	# dpkg has removed the conffiles; these are the files postinst made.
+	if [ -d "$state" ]; then
+		rm -rf "$state"
+		say "removed /var/lib/redis-ha (redis data, sentinel state, role history)"
+	fi
+	rm -f "$root/etc/redis-ha/password"
+	rmdir "$root/etc/redis-ha/conf.d" "$root/etc/redis-ha" 2>/dev/null || true
+	;;
+0)
+	unmask
+	rm -f "$state/.removed"
+	say "kept /var/lib/redis-ha and /etc/redis-ha/password; remove them by hand if no longer needed"
+	;;
+esac
+
+if running; then systemctl daemon-reload || true; fi
+exit 0
