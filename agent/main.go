@@ -31,6 +31,7 @@ commands:
   status [--json]                every peer: role, offsets, lag, what the sentinels say
   check                          preflight: config, binaries, ports, peers, kernel settings, quorum
   check-config                   parse and validate the configuration only
+  switchover [--to HOST[:PORT]]  planned master change with zero acknowledged writes lost
   history [--json]               this box's role changes with time, cause and replication offsets
   version                        print the version
 
@@ -47,7 +48,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	confPath := fs.String("config", defaultConf, "base configuration file")
-	asJSON := fs.Bool("json", false, "status: print JSON")
+	asJSON := fs.Bool("json", false, "status, history: print JSON")
+	to := fs.String("to", "", "switchover: the replica to promote, HOST[:PORT]")
 	switch cmd {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -78,6 +80,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = check(ctx, *confPath, stdout)
 	case "status":
 		err = status(ctx, *confPath, *asJSON, stdout)
+	case "switchover":
+		err = switchoverCmd(ctx, *confPath, *to, stdout)
 	case "history":
 		err = history(*confPath, *asJSON, stdout)
 	default:

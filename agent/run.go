@@ -121,6 +121,12 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		}
 	}()
 
+	children.Add(1)
+	go func() {
+		defer children.Done()
+		n.serveControl(sentCtx, cfg, logger)
+	}()
+
 	var loopErr error
 	if err := n.waitSentinel(ctx); err == nil {
 		n.notify.ready(statusLine(n.observe(ctx)))

@@ -248,6 +248,36 @@ func TestGroup(t *testing.T) {
 		}
 	})
 
+	t.Run("planned switchover: zero acknowledged writes lost", func(t *testing.T) {
+		target := g.nodes[1]
+		if target == master {
+			target = g.nodes[2]
+		}
+		out, code := cli(t, "switchover", "--to", "127.0.0.1:1", "--config", g.nodes[2].confPath())
+		if code != 1 || !strings.Contains(out, "refused") {
+			t.Fatalf("switchover to a non-replica: exit %d, want 1 and a refusal:\n%s", code, out)
+		}
+		w := startWriter(t, g)
+		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		out, code = cli(t, "switchover", "--to", target.addr(), "--config", g.nodes[2].confPath())
+		if code != 0 {
+			t.Fatalf("switchover exit %d:\n%s", code, out)
+		}
+		t.Logf("%s", strings.TrimSpace(out))
+		if m := g.waitConverged(30 * time.Second); m != target {
+			t.Fatalf("converged on node %d, want node %d", m.i, target.i)
+		}
+		before := w.ackedCount()
+		waitFor(t, 10*time.Second, "writes on the new master", func() bool { return w.ackedCount() > before+100 })
+		w.halt()
+		lost := w.lost(t, g.client(target))
+		t.Logf("acknowledged writes: %d, lost: %d, errors: %d", w.ackedCount(), len(lost), w.errors)
+		if len(lost) > 0 {
+			t.Fatalf("switchover lost %d acknowledged writes: %v", len(lost), lost[:min(len(lost), 20)])
+		}
+		master = target
+	})
+
 	t.Run("kill -9 of the master's redis: failover, old master rejoins as replica, no acknowledged write lost", func(t *testing.T) {
 		w := startWriter(t, g)
 		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The control socket lets the CLI ask the running agent to act (switchover).
+// It is a Unix socket in the runtime directory, mode 0600: only root, the
+// agent's own user, can drive the agent.
+func controlPath(cfg *Config) string { return filepath.Join(cfg.Node.RunDir, "agent.sock") }
+
+type controlReply struct {
+	Result  *SwitchoverResult `json:"result,omitempty"`
+	Error   string            `json:"error,omitempty"`
+	Refused bool              `json:"refused,omitempty"`
+}
+
+// serveControl serves the control socket until ctx ends; it returns once the
+// server has stopped.
+func (n *node) serveControl(ctx context.Context, cfg *Config, log *slog.Logger) {
+	path := controlPath(cfg)
+	_ = os.Remove(path) // a socket left by a killed agent
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		log.Warn("control socket unavailable: switchover from the CLI will not work", "err", err)
+		return
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		log.Warn("control socket", "err", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /switchover", func(w http.ResponseWriter, r *http.Request) {
+		res, err := n.switchover(r.Context(), r.URL.Query().Get("to"))
+		reply := controlReply{Result: &res}
+		if err != nil {
+			reply = controlReply{Error: err.Error(), Refused: errors.Is(err, errRefused)}
+			log.Warn("switchover failed", "err", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(reply)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("control socket", "err", err)
+	}
+	<-done
+	_ = os.Remove(path)
+}
+
+// switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the
+// local agent, which drives the whole group.
+func switchoverCmd(ctx context.Context, path, to string, out io.Writer) error {
+	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	if err != nil {
+		return err
+	}
+	sock := controlPath(cfg)
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent/switchover?to="+url.QueryEscape(to), nil)
+	if err != nil {
+		return fmt.Errorf("switchover: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("switchover: is the agent running? %w", err)
+	}
+	defer resp.Body.Close()
+	var reply controlReply
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return fmt.Errorf("switchover: bad reply from the agent: %w", err)
+	}
+	if reply.Error != "" {
+		return errors.New(reply.Error)
+	}
+	r := reply.Result
+	fmt.Fprintf(out, "switchover: %s -> %s in %s (writes paused %s)\n", r.From, r.To,
+		r.Took.Round(time.Millisecond), r.Paused.Round(time.Millisecond))
+	return nil
+}
