@@ -81,6 +81,7 @@ type SentinelConfig struct {
 	Port            int      `toml:"port"` // 0 = unset; Config.SentinelPort holds the effective value
 	DownAfter       Duration `toml:"down_after"`
 	FailoverTimeout Duration `toml:"failover_timeout"`
+	FenceAfter      Duration `toml:"fence_after"` // a master that sees no majority of sentinels this long refuses writes
 }
 
 // AuthConfig is the [auth] table.
@@ -272,6 +273,7 @@ func configDefaults() *Config {
 		Sentinel: SentinelConfig{
 			DownAfter:       Duration(5 * time.Second),
 			FailoverTimeout: Duration(60 * time.Second),
+			FenceAfter:      Duration(500 * time.Millisecond),
 		},
 		Auth: AuthConfig{PasswordFile: "/etc/redis-ha/password"},
 		Tuning: TuningConfig{
@@ -806,6 +808,12 @@ func validateConfig(c *Config, origins configOrigins, f configFacts) []Problem {
 
 	checkConfigDuration(v, "sentinel.down_after", c.Sentinel.DownAfter, 100*time.Millisecond)
 	checkConfigDuration(v, "sentinel.failover_timeout", c.Sentinel.FailoverTimeout, time.Second)
+	checkConfigDuration(v, "sentinel.fence_after", c.Sentinel.FenceAfter, 100*time.Millisecond)
+	// The isolated master must have fenced itself before the majority can
+	// elect another: that is what keeps two masters from taking writes.
+	if c.Sentinel.FenceAfter >= c.Sentinel.DownAfter && time.Duration(c.Sentinel.DownAfter) >= 100*time.Millisecond {
+		v.add("sentinel.fence_after", "%s: must be shorter than sentinel.down_after (%s)", c.Sentinel.FenceAfter, c.Sentinel.DownAfter)
+	}
 
 	validateConfigPassword(v, c, f.password)
 

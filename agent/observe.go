@@ -17,6 +17,7 @@ type snapshot struct {
 	redisUp   bool          // ROLE answered
 	role      sentinel.Role // valid when redisUp
 	gated     bool          // the restart gate holds redis down
+	fenced    bool          // refusing writes: no majority in sight
 	master    sentinel.Addr // what the local sentinel names
 	usable    int           // sentinels CKQUORUM counts as reachable
 	peers     int
@@ -48,7 +49,7 @@ func (n *node) observe(ctx context.Context) snapshot {
 	}
 
 	n.mu.Lock()
-	s.gated, s.reloadErr = n.gated, n.reloadErr
+	s.gated, s.fenced, s.reloadErr = n.gated, n.fenced, n.reloadErr
 	if s.redisUp && s.role.Kind == "master" {
 		for _, r := range s.role.Replicas {
 			if r.Offset >= n.prevOffset {
@@ -112,6 +113,8 @@ func statusLine(s snapshot) string {
 		parts = append(parts, "redis down: restart gate holds it until the sentinels name a new master")
 	case !s.redisUp:
 		parts = append(parts, "redis down")
+	case s.role.Kind == "master" && s.fenced:
+		parts = append(parts, "master · FENCED: no majority of sentinels in sight, refusing writes")
 	case s.role.Kind == "master" && s.single:
 		parts = append(parts, "master · single box")
 	case s.role.Kind == "master":

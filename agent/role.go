@@ -158,6 +158,11 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		ReplicaOf:   replicaOf,
 		Priority:    cfg.Node.Priority,
 		Settings:    cfg.Redis.Settings,
+		// With the agent alive, fencing (fence.go) bounds what an isolated
+		// master acknowledges to fence_after; this bounds it to ~10 s even
+		// when the agent is dead or hung.
+		MinReplicas:       minReplicas(cfg),
+		MinReplicasMaxLag: 10,
 	})
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {

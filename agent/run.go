@@ -21,7 +21,7 @@ import (
 const (
 	observeEvery  = time.Second
 	gateRetry     = 200 * time.Millisecond
-	failoverRetry = 3 * time.Second
+	failoverRetry = time.Second
 	probeTimeout  = time.Second
 	readyTimeout  = 24 * time.Hour // systemd's start timeout (extended while loading) is the real bound
 	extendEvery   = 10 * time.Second
@@ -44,6 +44,7 @@ type node struct {
 	clients    localClients
 	notify     *notifier
 	gated      bool          // the restart gate holds redis down
+	fenced     bool          // this master refuses writes: it sees no majority
 	reloadErr  string        // why the last reload was refused; "" after a good one
 	prevOffset int64         // master offset at the previous observation
 	changed    chan struct{} // closed (and replaced) when cfg is replaced
@@ -121,10 +122,14 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		}
 	}()
 
-	children.Add(1)
+	children.Add(2)
 	go func() {
 		defer children.Done()
 		n.serveControl(sentCtx, cfg, logger)
+	}()
+	go func() {
+		defer children.Done()
+		n.fenceLoop(sentCtx)
 	}()
 
 	var loopErr error

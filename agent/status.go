@@ -25,6 +25,7 @@ type PeerStatus struct {
 	Link           string `json:"link,omitempty"`
 	SentinelUp     bool   `json:"sentinel_up"`
 	SentinelMaster string `json:"sentinel_master,omitempty"`
+	SentinelSees   int    `json:"sentinel_sees"` // sentinels (itself included) it counts as usable (CKQUORUM)
 	Error          string `json:"error,omitempty"`
 }
 
@@ -114,6 +115,7 @@ func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
 		if m, err := sentinel.MasterAddr(ctx, sc, cfg.Cluster.Name); err == nil {
 			ps.SentinelUp = true
 			ps.SentinelMaster = m.String()
+			ps.SentinelSees, _, _ = sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name)
 		} else if err == sentinel.ErrNoMaster {
 			ps.SentinelUp = true
 		}
@@ -182,8 +184,14 @@ func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
 				problems = append(problems, fmt.Sprintf("%s link to master is %s", p.Member, p.Link))
 			}
 		}
-		if len(cfg.Peers) > 0 && !p.SentinelUp {
+		switch {
+		case len(cfg.Peers) == 0:
+		case !p.SentinelUp:
 			problems = append(problems, p.Member+": sentinel unreachable")
+		case p.SentinelSees < len(cfg.Peers):
+			// A sentinel that has not discovered its peers cannot authorize
+			// a failover: the group is not protected yet.
+			problems = append(problems, fmt.Sprintf("%s: sentinel sees %d of %d sentinels", p.Member, p.SentinelSees, len(cfg.Peers)))
 		}
 	}
 	gs.Problems = problems

@@ -26,7 +26,12 @@ type RedisConf struct {
 	Persistence string   // "aof" | "rdb" | "none"
 	ReplicaOf   *Addr    // nil = start as master
 	Priority    int      // replica-priority, rendered as given (0 = never promoted)
-	Settings    map[string]string
+	// MinReplicas and MinReplicasMaxLag bound what a master cut off from its
+	// replicas can acknowledge: it refuses writes once fewer than MinReplicas
+	// have acknowledged within MinReplicasMaxLag seconds. 0 = off.
+	MinReplicas       int
+	MinReplicasMaxLag int
+	Settings          map[string]string
 }
 
 // RenderRedis renders redis.conf. The output depends only on c, so an
@@ -74,6 +79,10 @@ func RenderRedis(c RedisConf) []byte {
 	line(&b, "repl-diskless-sync-delay", "0")
 	for _, kv := range PersistenceSettings(c.Persistence) {
 		line(&b, kv[0], settingValue(kv[1]))
+	}
+	line(&b, "min-replicas-to-write", strconv.Itoa(c.MinReplicas))
+	if c.MinReplicasMaxLag > 0 {
+		line(&b, "min-replicas-max-lag", strconv.Itoa(c.MinReplicasMaxLag))
 	}
 	if c.ReplicaOf != nil {
 		line(&b, "replicaof", c.ReplicaOf.Host+" "+strconv.Itoa(c.ReplicaOf.Port))

@@ -164,8 +164,11 @@ func TestGroup(t *testing.T) {
 				t.Fatalf("sentinel myid: %v", err)
 			}
 			before := cmd.Val()
+			began := time.Now()
 			n.stop(t)
+			stopped := time.Since(began)
 			n.start(t)
+			defer func() { t.Logf("node %d: agent stopped in %v, back and converged in %v", n.i, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond)) }()
 			waitFor(t, 30*time.Second, fmt.Sprintf("node %d back as %s", n.i, role), func() bool {
 				return g.role(n) == role
 			})
@@ -276,6 +279,49 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("switchover lost %d acknowledged writes: %v", len(lost), lost[:min(len(lost), 20)])
 		}
 		master = target
+	})
+
+	t.Run("a master that loses sight of the majority fences itself, and unfences when it is back", func(t *testing.T) {
+		ctx := context.Background()
+		var frozen []int
+		for _, n := range g.nodes {
+			if n != master {
+				frozen = append(frozen, n.pid(t, "sentinel"))
+			}
+		}
+		for _, pid := range frozen {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		thawed := false
+		thaw := func() {
+			if !thawed {
+				for _, pid := range frozen {
+					_ = syscall.Kill(pid, syscall.SIGCONT)
+				}
+				thawed = true
+			}
+		}
+		defer thaw()
+		cut := time.Now()
+		var refusedAfter time.Duration
+		waitFor(t, 10*time.Second, "the isolated master to refuse writes", func() bool {
+			err := g.client(master).Set(ctx, "fence-probe", "x", 0).Err()
+			if err != nil && strings.Contains(err.Error(), "NOREPLICAS") {
+				refusedAfter = time.Since(cut)
+				return true
+			}
+			return false
+		})
+		t.Logf("writes refused %.2fs after the majority went out of sight (fence_after 500ms)", refusedAfter.Seconds())
+		thaw()
+		waitFor(t, 10*time.Second, "writes accepted again", func() bool {
+			return g.client(master).Set(ctx, "fence-probe", "y", 0).Err() == nil
+		})
+		if m := g.waitConverged(30 * time.Second); m != master {
+			t.Fatalf("master moved to node %d; a fence must not cause a failover", m.i)
+		}
 	})
 
 	t.Run("kill -9 of the master's redis: failover, old master rejoins as replica, no acknowledged write lost", func(t *testing.T) {

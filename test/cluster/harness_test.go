@@ -303,10 +303,17 @@ func (g *group) converged() (master *agentProc, why string) {
 		if s := g.sentinelMaster(n); s != m.addr() {
 			return nil, fmt.Sprintf("sentinel of node %d names %q, not %s", n.i, s, m.addr())
 		}
+		// Sentinels that have not discovered each other cannot fail over.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ck, err := g.sentinelClient(n).CkQuorum(ctx, "main").Result()
+		cancel()
+		if err != nil || !strings.HasPrefix(ck, "OK 3 usable") {
+			return nil, fmt.Sprintf("sentinel of node %d: %q %v", n.i, ck, err)
+		}
 		if n == m {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel = context.WithTimeout(context.Background(), time.Second)
 		info, err := g.client(n).Info(ctx, "replication").Result()
 		cancel()
 		if err != nil {

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+)
+
+// Self-fencing: a master that cannot reach a majority of the sentinels for
+// sentinel.fence_after stops acknowledging writes, because the majority may
+// be electing another master right now and whatever it accepts from here on
+// would be thrown away when the partition heals (Jepsen measured 56 % of
+// acknowledged writes lost this way). fence_after < down_after, so the fence
+// is up before the other side can fail over.
+//
+// The fence is min-replicas-to-write raised above the number of replicas:
+// writes fail at once with NOREPLICAS (clients see an error, not a hang),
+// reads keep working, and it is lifted with one CONFIG SET.
+const (
+	fenceProbeEvery   = 250 * time.Millisecond
+	fenceProbeTimeout = 250 * time.Millisecond
+)
+
+// minReplicas is the min-replicas-to-write of a healthy master: enough
+// replicas that, with the master, they are a majority of the group.
+func minReplicas(cfg *Config) int {
+	if len(cfg.Peers) < 2 {
+		return 0
+	}
+	return len(cfg.Peers) / 2
+}
+
+// fenceLoop watches the majority while this box is master, and fences or
+// unfences it. It ends with ctx.
+func (n *node) fenceLoop(ctx context.Context) {
+	probes := map[sentinel.Addr]*redis.SentinelClient{}
+	defer func() {
+		for _, c := range probes {
+			c.Close()
+		}
+	}()
+	tick := time.NewTicker(fenceProbeEvery)
+	defer tick.Stop()
+	lastMajority := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cfg := n.config()
+		master, fenced := n.fenceState()
+		if len(cfg.Peers) < 2 || (!master && !fenced) {
+			lastMajority = time.Now()
+			continue
+		}
+		seen := reachable(ctx, cfg, probes)
+		majority := len(cfg.Peers)/2 + 1
+		if seen >= majority {
+			lastMajority = time.Now()
+		}
+		switch {
+		case fenced && !master:
+			// Restarted as a replica (restart gate, or Sentinel demoted it):
+			// a replica's redis.conf already carries the normal setting.
+			n.setFenced(false)
+		case !fenced && time.Since(lastMajority) >= time.Duration(cfg.Sentinel.FenceAfter):
+			n.fence(ctx, cfg, seen)
+		case fenced && seen >= majority:
+			n.unfence(ctx, cfg)
+		}
+	}
+}
+
+// reachable PINGs every peer's sentinel (ours included) at once and counts
+// the answers; connections are kept between rounds.
+func reachable(ctx context.Context, cfg *Config, probes map[sentinel.Addr]*redis.SentinelClient) int {
+	addrs := sentinelAddrs(cfg)
+	for _, a := range addrs {
+		if probes[a] == nil {
+			probes[a] = sentinel.NewSentinelClient(a, cfg.Password)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, fenceProbeTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	seen := 0
+	for _, a := range addrs {
+		c := probes[a]
+		wg.Go(func() {
+			if c.Ping(ctx).Err() == nil {
+				mu.Lock()
+				seen++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return seen
+}
+
+func (n *node) fenceState() (master, fenced bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.hist.role == "master", n.fenced
+}
+
+func (n *node) setFenced(f bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fenced = f
+}
+
+func (n *node) fence(ctx context.Context, cfg *Config, seen int) {
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	// More replicas than exist: no write can be acknowledged.
+	if err := n.localRedis(cfg).ConfigSet(cctx, "min-replicas-to-write", strconv.Itoa(len(cfg.Peers))).Err(); err != nil {
+		n.log.Error("fence: could not refuse writes", "err", err)
+		return
+	}
+	n.setFenced(true)
+	n.log.Warn("fenced: this master sees no majority of sentinels; refusing writes",
+		"sentinels_reachable", seen, "of", len(cfg.Peers), "after", time.Duration(cfg.Sentinel.FenceAfter))
+	n.observe(ctx)
+}
+
+// unfence lifts the fence once a majority is back: as master if a quorum of
+// sentinels still names this box, else after demoting it to the master they
+// name, so that no write held back meets a master about to be discarded.
+func (n *node) unfence(ctx context.Context, cfg *Config) {
+	actx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	answers := sentinel.AskAll(actx, sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
+	named, ok := sentinel.Agreed(answers, sentinelQuorum(cfg))
+	if !ok {
+		return // no verdict yet: stay fenced
+	}
+	rc := n.localRedis(cfg)
+	if self := selfAddr(cfg); named != self {
+		n.setCause("demoted after isolation: the sentinels elected " + named.String())
+		if err := rc.ReplicaOf(actx, named.Host, strconv.Itoa(named.Port)).Err(); err != nil {
+			n.log.Error("unfence: demote", "err", err)
+			return
+		}
+		n.log.Warn("demoted after isolation", "master", named.String())
+	}
+	if err := rc.ConfigSet(actx, "min-replicas-to-write", strconv.Itoa(minReplicas(cfg))).Err(); err != nil {
+		n.log.Error("unfence", "err", err)
+		return
+	}
+	n.setFenced(false)
+	n.log.Info("unfenced: a majority of sentinels is reachable again", "master", named.String())
+	n.observe(ctx)
+}
