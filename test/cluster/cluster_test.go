@@ -168,7 +168,9 @@ func TestGroup(t *testing.T) {
 			n.stop(t)
 			stopped := time.Since(began)
 			n.start(t)
-			defer func() { t.Logf("node %d: agent stopped in %v, back and converged in %v", n.i, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond)) }()
+			defer func() {
+				t.Logf("node %d: agent stopped in %v, back and converged in %v", n.i, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+			}()
 			waitFor(t, 30*time.Second, fmt.Sprintf("node %d back as %s", n.i, role), func() bool {
 				return g.role(n) == role
 			})
