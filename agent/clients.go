@@ -10,9 +10,9 @@ import (
 // local sentinel, rebuilt only when the address or password changes: probing
 // every second must not dial every second.
 type localClients struct {
-	redisKey, sentKey string
-	redis             *redis.Client
-	sent              *redis.SentinelClient
+	redisKey, sentKey, masterKey string
+	redis, master                *redis.Client // master: the one this replica follows
+	sent                         *redis.SentinelClient
 }
 
 func (n *node) localRedis(cfg *Config) *redis.Client {
@@ -43,6 +43,22 @@ func (n *node) localSentinelClient(cfg *Config) *redis.SentinelClient {
 	return n.clients.sent
 }
 
+// masterClient is a client of the master this replica follows, kept while
+// it stays the same.
+func (n *node) masterClient(cfg *Config, m sentinel.Addr) *redis.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	key := m.String() + "\x00" + cfg.Password
+	if n.clients.master == nil || n.clients.masterKey != key {
+		if n.clients.master != nil {
+			n.clients.master.Close()
+		}
+		n.clients.master = sentinel.NewRedisClient(m, cfg.Password)
+		n.clients.masterKey = key
+	}
+	return n.clients.master
+}
+
 func (n *node) closeClients() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -51,6 +67,9 @@ func (n *node) closeClients() {
 	}
 	if n.clients.sent != nil {
 		n.clients.sent.Close()
+	}
+	if n.clients.master != nil {
+		n.clients.master.Close()
 	}
 	n.clients = localClients{}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ func (n *node) fenceLoop(ctx context.Context) {
 	tick := time.NewTicker(fenceProbeEvery)
 	defer tick.Stop()
 	lastMajority := time.Now()
+	probesFor := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -55,13 +57,27 @@ func (n *node) fenceLoop(ctx context.Context) {
 		}
 		cfg := n.config()
 		master, fenced := n.fenceState()
-		if len(cfg.Peers) < 2 || (!master && !fenced) {
+		if len(cfg.Peers) < 2 {
 			lastMajority = time.Now()
 			continue
 		}
-		seen := reachable(ctx, cfg, probes)
+		// A master asks every tick (the fence must be quick); others once a
+		// second (their view feeds /primary, /replica and status).
+		if !master && !fenced && time.Since(n.quorum().at) < time.Second {
+			lastMajority = time.Now()
+			continue
+		}
+		if probesFor != cfg.Password { // a reload changed the password
+			for a, c := range probes {
+				c.Close()
+				delete(probes, a)
+			}
+			probesFor = cfg.Password
+		}
+		view := askSentinels(ctx, cfg, probes)
+		n.setQuorum(view)
 		majority := len(cfg.Peers)/2 + 1
-		if seen >= majority {
+		if view.reachable >= majority || !master {
 			lastMajority = time.Now()
 		}
 		switch {
@@ -69,17 +85,25 @@ func (n *node) fenceLoop(ctx context.Context) {
 			// Restarted as a replica (restart gate, or Sentinel demoted it):
 			// a replica's redis.conf already carries the normal setting.
 			n.setFenced(false)
-		case !fenced && time.Since(lastMajority) >= time.Duration(cfg.Sentinel.FenceAfter):
-			n.fence(ctx, cfg, seen)
-		case fenced && seen >= majority:
+		case !fenced && master && time.Since(lastMajority) >= time.Duration(cfg.Sentinel.FenceAfter):
+			n.fence(ctx, cfg, view.reachable)
+		case fenced && view.reachable >= majority:
 			n.unfence(ctx, cfg)
 		}
 	}
 }
 
-// reachable PINGs every peer's sentinel (ours included) at once and counts
-// the answers; connections are kept between rounds.
-func reachable(ctx context.Context, cfg *Config, probes map[sentinel.Addr]*redis.SentinelClient) int {
+// quorumView is what the sentinels say, asked directly: how many answer,
+// and which master (if any) a quorum of them names.
+type quorumView struct {
+	reachable int
+	master    sentinel.Addr // zero when no quorum agrees
+	at        time.Time
+}
+
+// askSentinels asks every peer's sentinel (ours included) at once which
+// master it names; connections are kept between rounds.
+func askSentinels(ctx context.Context, cfg *Config, probes map[sentinel.Addr]*redis.SentinelClient) quorumView {
 	addrs := sentinelAddrs(cfg)
 	for _, a := range addrs {
 		if probes[a] == nil {
@@ -88,21 +112,38 @@ func reachable(ctx context.Context, cfg *Config, probes map[sentinel.Addr]*redis
 	}
 	ctx, cancel := context.WithTimeout(ctx, fenceProbeTimeout)
 	defer cancel()
-	var mu sync.Mutex
+	answers := make([]sentinel.Answer, len(addrs))
 	var wg sync.WaitGroup
-	seen := 0
-	for _, a := range addrs {
+	for i, a := range addrs {
 		c := probes[a]
 		wg.Go(func() {
-			if c.Ping(ctx).Err() == nil {
-				mu.Lock()
-				seen++
-				mu.Unlock()
-			}
+			m, err := sentinel.MasterAddr(ctx, c, cfg.Cluster.Name)
+			answers[i] = sentinel.Answer{Sentinel: a, Master: m, Err: err}
 		})
 	}
 	wg.Wait()
-	return seen
+	v := quorumView{at: time.Now()}
+	for _, a := range answers {
+		if a.Err == nil || errors.Is(a.Err, sentinel.ErrNoMaster) {
+			v.reachable++
+		}
+	}
+	if m, ok := sentinel.Agreed(answers, sentinelQuorum(cfg)); ok {
+		v.master = m
+	}
+	return v
+}
+
+func (n *node) quorum() quorumView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.view
+}
+
+func (n *node) setQuorum(v quorumView) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.view = v
 }
 
 func (n *node) fenceState() (master, fenced bool) {

@@ -48,8 +48,14 @@ func (n *node) observe(ctx context.Context) snapshot {
 		}
 	}
 
+	var lag int64
+	if s.redisUp && s.role.Kind == "slave" {
+		lag = n.localReplicaLag(pctx, cfg, s.role)
+	}
+
 	n.mu.Lock()
 	s.gated, s.fenced, s.reloadErr = n.gated, n.fenced, n.reloadErr
+	n.lag, n.lastAt = lag, time.Now()
 	if s.redisUp && s.role.Kind == "master" {
 		for _, r := range s.role.Replicas {
 			if r.Offset >= n.prevOffset {
@@ -63,6 +69,7 @@ func (n *node) observe(ctx context.Context) snapshot {
 		n.master = s.master
 	}
 	change := n.noteRoleLocked(s)
+	n.last = s
 	n.mu.Unlock()
 	if change != nil {
 		n.recordChange(cfg, *change)
@@ -97,10 +104,18 @@ func (n *node) noteRoleLocked(s snapshot) *Change {
 
 // recordChange logs a role change and appends it to the history file.
 func (n *node) recordChange(cfg *Config, c Change) {
+	n.mu.Lock()
+	n.counts.roleChanges++
+	n.mu.Unlock()
 	n.log.Info("role change", "from", orDash(c.From), "to", c.To, "master", c.Master, "cause", c.Cause,
 		"offset_before", c.OffsetBefore, "offset_after", c.OffsetAfter)
 	if err := appendHistory(historyPath(cfg), c); err != nil {
 		n.log.Warn("record role change", "err", err)
+	}
+	select {
+	case n.hooks <- c:
+	default:
+		n.log.Warn("hooks.on_role_change is falling behind; dropping a role change", "to", c.To)
 	}
 }
 

@@ -242,6 +242,7 @@ func (n *node) redisExited(e supervisor.Exit) {
 		return // stopped on purpose (restart, shutdown): not a role change
 	}
 	n.mu.Lock()
+	n.counts.redisRestarts++
 	if n.hist.role == "down" {
 		n.mu.Unlock()
 		return // still down: one record for the whole outage

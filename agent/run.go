@@ -45,6 +45,12 @@ type node struct {
 	notify     *notifier
 	gated      bool          // the restart gate holds redis down
 	fenced     bool          // this master refuses writes: it sees no majority
+	view       quorumView    // what the sentinels say (fence.go)
+	last       snapshot      // the latest observation (observe.go)
+	lastAt     time.Time     // when it was taken
+	lag        int64         // replica: bytes behind its master at that observation
+	counts     counters      // events since start, for /metrics
+	hooks      chan Change   // role changes for hooks.on_role_change
 	reloadErr  string        // why the last reload was refused; "" after a good one
 	prevOffset int64         // master offset at the previous observation
 	changed    chan struct{} // closed (and replaced) when cfg is replaced
@@ -65,7 +71,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		return err
 	}
 	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
-		notify: &notifier{log: logger}}
+		notify: &notifier{log: logger}, hooks: make(chan Change, 16)}
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -94,7 +100,14 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		OnExit:  n.redisExited,
 		Logger:  logger,
 	}
-	n.sentinel = &supervisor.Child{Name: "sentinel", Next: n.nextSentinel, Logger: logger}
+	n.sentinel = &supervisor.Child{Name: "sentinel", Next: n.nextSentinel, Logger: logger,
+		OnExit: func(e supervisor.Exit) {
+			if !e.Requested {
+				n.mu.Lock()
+				n.counts.sentRestarts++
+				n.mu.Unlock()
+			}
+		}}
 
 	errc := make(chan error, 2)
 	var children sync.WaitGroup
@@ -122,10 +135,18 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		}
 	}()
 
-	children.Add(2)
+	children.Add(4)
+	go func() {
+		defer children.Done()
+		n.runHooks(sentCtx, n.hooks, logger.With("component", "hook"))
+	}()
 	go func() {
 		defer children.Done()
 		n.serveControl(sentCtx, cfg, logger)
+	}()
+	go func() {
+		defer children.Done()
+		n.serveHTTP(sentCtx, cfg.HTTPListen, logger)
 	}()
 	go func() {
 		defer children.Done()

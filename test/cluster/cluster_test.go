@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,6 +143,50 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("status table exit %d:\n%s", code, table)
 		}
 		t.Logf("status:\n%s", table)
+	})
+
+	t.Run("HTTP API: /primary on the master only, /replica on the replicas", func(t *testing.T) {
+		get := func(n *agentProc, method, path string) int {
+			req, _ := http.NewRequest(method, n.httpURL()+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		waitFor(t, 10*time.Second, "every agent's API answering", func() bool {
+			for _, n := range g.nodes {
+				if get(n, "GET", "/health") != 200 {
+					return false
+				}
+			}
+			return true
+		})
+		for _, n := range g.nodes {
+			wantPrimary, wantReplica := 503, 200
+			if n == master {
+				wantPrimary, wantReplica = 200, 503
+			}
+			waitFor(t, 5*time.Second, fmt.Sprintf("node %d /primary %d", n.i, wantPrimary), func() bool {
+				return get(n, "GET", "/primary") == wantPrimary && get(n, "HEAD", "/primary") == wantPrimary &&
+					get(n, "GET", "/replica?lag=1MB") == wantReplica
+			})
+			if code := get(n, "POST", "/primary"); code != 405 {
+				t.Errorf("node %d: POST /primary = %d, want 405 (read-only)", n.i, code)
+			}
+		}
+		resp, err := http.Get(master.httpURL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"redis_ha_primary 1", `redis_ha_role{role="master"} 1`, "redis_ha_fenced 0"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %q:\n%s", want, body)
+			}
+		}
 	})
 
 	t.Run("a write on the master reaches both replicas", func(t *testing.T) {
@@ -391,6 +437,32 @@ func TestGroup(t *testing.T) {
 		}
 		if g.role(master) != "slave" {
 			t.Fatalf("old master is %q, want slave", g.role(master))
+		}
+	})
+
+	t.Run("history and the role-change hook saw every role change on every box", func(t *testing.T) {
+		for _, n := range g.nodes {
+			out, code := cli(t, "history", "--json", "--config", n.confPath())
+			if code != 0 {
+				t.Fatalf("history exit %d: %s", code, out)
+			}
+			var changes []struct{ To, Master string }
+			if err := json.Unmarshal([]byte(out), &changes); err != nil {
+				t.Fatalf("history json: %v\n%s", err, out)
+			}
+			var want []string
+			for _, c := range changes {
+				if c.To == "master" || c.To == "replica" {
+					want = append(want, c.To+" "+strings.Replace(c.Master, ":", " ", 1))
+				}
+			}
+			waitFor(t, 10*time.Second, fmt.Sprintf("node %d hook calls %v", n.i, want), func() bool {
+				b, _ := os.ReadFile(filepath.Join(n.dir, "hook.log"))
+				return strings.Join(want, "\n") == strings.TrimSpace(string(b))
+			})
+			if len(want) == 0 {
+				t.Errorf("node %d recorded no role change", n.i)
+			}
 		}
 	})
 }

@@ -139,8 +139,15 @@ password_file = %q
 enabled = false
 
 [http]
-listen = ""
-`, strings.Join(peers, ", "), base+1, port, dir, dir, port, downAfter, pw)
+listen = "127.0.0.1:%d"
+
+[hooks]
+on_role_change = "%s/hook.sh"
+`, strings.Join(peers, ", "), base+1, port, dir, dir, port, downAfter, pw, port+12000, dir)
+		hook := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> %s/hook.log\n", dir)
+		if err := os.WriteFile(filepath.Join(dir, "hook.sh"), []byte(hook), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, "redis-ha.conf"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -170,6 +177,7 @@ func tail(s string, n int) string {
 }
 
 func (n *agentProc) confPath() string { return filepath.Join(n.dir, "redis-ha.conf") }
+func (n *agentProc) httpURL() string  { return fmt.Sprintf("http://127.0.0.1:%d", n.port+12000) }
 func (n *agentProc) addr() string     { return fmt.Sprintf("127.0.0.1:%d", n.port) }
 
 func (n *agentProc) start(t *testing.T) {

@@ -1,0 +1,262 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
+)
+
+// The HTTP API answers load balancers and monitoring from the agent's latest
+// observation: no request ever waits on redis or a sentinel, so a health
+// check costs microseconds and cannot pile up behind a hung peer.
+
+// staleAfter is how old an observation may be before the API stops
+// vouching for it (the probes run every second).
+const staleAfter = 3 * time.Second
+
+// BoxStatus is this box as /status reports it: the fields of a `status
+// --json` peer, plus what only the local agent knows.
+type BoxStatus struct {
+	PeerStatus
+	Fenced  bool   `json:"fenced"`
+	Gated   bool   `json:"restart_gated"`
+	Healthy bool   `json:"healthy"`
+	Status  string `json:"status"` // the STATUS= line
+}
+
+// view is one consistent read of the node's state for a request.
+type view struct {
+	cfg    *Config
+	s      snapshot
+	q      quorumView
+	lag    int64
+	fresh  bool
+	counts counters
+}
+
+// counters are the agent's event counts since it started.
+type counters struct {
+	roleChanges   int
+	redisRestarts int
+	sentRestarts  int
+}
+
+func (n *node) readView() view {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return view{cfg: n.cfg, s: n.last, q: n.view, lag: n.lag, counts: n.counts,
+		fresh: time.Since(n.lastAt) < staleAfter}
+}
+
+// isPrimary: this box is the master a quorum of sentinels names, and it is
+// not fenced (single box: it is the master).
+func (v view) isPrimary() bool {
+	if !v.fresh || !v.s.redisUp || v.s.role.Kind != "master" || v.s.fenced {
+		return false
+	}
+	if v.s.single {
+		return true
+	}
+	return v.q.master == v.s.self && time.Since(v.q.at) < staleAfter
+}
+
+func (v view) isReplica(maxLag int64) bool {
+	return v.fresh && v.s.redisUp && v.s.role.Kind == "slave" && v.s.role.Link == "connected" &&
+		(maxLag < 0 || v.lag <= maxLag)
+}
+
+func (v view) healthy() bool { return v.fresh && v.s.redisUp && !v.s.gated }
+
+func (v view) box() BoxStatus {
+	b := BoxStatus{PeerStatus: PeerStatus{Member: v.s.self.String(), Role: "down"},
+		Fenced: v.s.fenced, Gated: v.s.gated, Healthy: v.healthy(), Status: statusLine(v.s)}
+	if v.s.redisUp {
+		b.Reachable, b.Offset = true, v.s.role.Offset
+		b.Role = "master"
+		if v.s.role.Kind != "master" {
+			b.Role, b.ReplicaOf, b.Link, b.LagBytes = "replica", v.s.role.Master.String(), v.s.role.Link, v.lag
+		}
+	}
+	if !v.s.single {
+		b.SentinelUp = !v.s.master.IsZero()
+		if b.SentinelUp {
+			b.SentinelMaster = v.s.master.String()
+		}
+		b.SentinelSees = v.s.usable
+	}
+	return b
+}
+
+// serveHTTP serves http.listen until ctx ends.
+func (n *node) serveHTTP(ctx context.Context, addr string, log *slog.Logger) {
+	if addr == "" {
+		return
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("http api unavailable", "listen", addr, "err", err)
+		return
+	}
+	srv := &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("http api listening", "addr", l.Addr().String())
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("http api", "err", err)
+	}
+	<-done
+}
+
+func (n *node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	check := func(ok func(view, *http.Request) (bool, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			v := n.readView()
+			good, err := ok(v, r)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			code := http.StatusOK
+			if !good {
+				code = http.StatusServiceUnavailable
+			}
+			writeJSON(w, r, code, v.box())
+		}
+	}
+	mux.HandleFunc("/health", check(func(v view, _ *http.Request) (bool, error) { return v.healthy(), nil }))
+	mux.HandleFunc("/primary", check(func(v view, _ *http.Request) (bool, error) { return v.isPrimary(), nil }))
+	mux.HandleFunc("/replica", check(func(v view, r *http.Request) (bool, error) {
+		maxLag := int64(-1)
+		if s := r.URL.Query().Get("lag"); s != "" {
+			l, err := parseBytes(s)
+			if err != nil {
+				return false, fmt.Errorf("lag: %w", err)
+			}
+			maxLag = l
+		}
+		return v.isReplica(maxLag), nil
+	}))
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, r, http.StatusOK, n.readView().box())
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if r.Method == http.MethodHead {
+			return
+		}
+		v := n.readView()
+		drift := -1
+		if v.cfg.Tuning.Enabled {
+			if d, err := sysctl.Verify(sysctl.Roots{Proc: "/proc", Sys: "/sys"}, desiredKernel(v.cfg)); err == nil {
+				drift = len(d)
+			}
+		}
+		writeMetrics(w, v, drift)
+	})
+	// Read-only: GET and HEAD only, on every endpoint.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "read-only API", http.StatusMethodNotAllowed)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, code int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// parseBytes reads "1048576", "512kB", "10MB" (powers of 1024, as Patroni's
+// ?lag= accepts).
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"kB", 1 << 10}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a byte count", s)
+	}
+	return n * mult, nil
+}
+
+// writeMetrics renders the Prometheus text format by hand: a dozen gauges and
+// counters do not justify client_golang's size and allocations on a box
+// whose whole point is a small footprint.
+func writeMetrics(w http.ResponseWriter, v view, drift int) {
+	b := &strings.Builder{}
+	metric := func(name, typ, help string, samples ...string) {
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for _, s := range samples {
+			fmt.Fprintf(b, "%s%s\n", name, s)
+		}
+	}
+	val := func(x int64) string { return " " + strconv.FormatInt(x, 10) }
+	boolv := func(x bool) string {
+		if x {
+			return " 1"
+		}
+		return " 0"
+	}
+	role := func(r string) string {
+		return fmt.Sprintf(`{role=%q}`, r) + boolv(v.s.redisUp && (v.s.role.Kind == r || (r == "replica" && v.s.role.Kind == "slave")))
+	}
+	metric("redis_ha_up", "gauge", "Whether the local redis answered the last probe.", boolv(v.fresh && v.s.redisUp))
+	metric("redis_ha_role", "gauge", "Role of the local redis (1 for the current one).", role("master"), role("replica"))
+	metric("redis_ha_primary", "gauge", "Whether this box is the master a quorum of sentinels names and not fenced (/primary).", boolv(v.isPrimary()))
+	metric("redis_ha_replication_offset_bytes", "gauge", "Replication offset of the local redis.", val(v.s.role.Offset))
+	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master).", val(v.lag))
+	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.s.inSync)))
+	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.s.fenced))
+	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.s.gated))
+	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels that answered this agent's last round.", val(int64(v.q.reachable)))
+	metric("redis_ha_sentinels_usable", "gauge", "Sentinels the local sentinel counts as usable (CKQUORUM).", val(int64(v.s.usable)))
+	metric("redis_ha_role_changes_total", "counter", "Role changes of the local redis since the agent started.", val(int64(v.counts.roleChanges)))
+	metric("redis_ha_child_restarts_total", "counter", "Unrequested exits of the supervised children since the agent started.",
+		`{child="redis"}`+val(int64(v.counts.redisRestarts)), `{child="sentinel"}`+val(int64(v.counts.sentRestarts)))
+	metric("redis_ha_tuning_drift", "gauge", "Kernel settings not in effect (-1: tuning disabled or unreadable).", val(int64(drift)))
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// localReplicaLag is how far this replica is behind the master it follows,
+// asked of that master (a replica cannot know the master's offset itself).
+func (n *node) localReplicaLag(ctx context.Context, cfg *Config, r sentinel.Role) int64 {
+	if r.Kind != "slave" || r.Link != "connected" {
+		return 0
+	}
+	m, err := sentinel.ProbeRole(ctx, n.masterClient(cfg, r.Master))
+	if err != nil || m.Kind != "master" {
+		return 0
+	}
+	return max(m.Offset-r.Offset, 0)
+}

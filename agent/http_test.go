@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+)
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"0", 0, false}, {"1048576", 1048576, false}, {"512kB", 512 << 10, false},
+		{"10MB", 10 << 20, false}, {"1GB", 1 << 30, false}, {"-1", 0, true}, {"lots", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseBytes(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// TestHTTPEndpoints drives the handler over a node whose state is set by
+// hand: the endpoints must answer from that state alone.
+func TestHTTPEndpoints(t *testing.T) {
+	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
+	other := sentinel.Addr{Host: "10.0.0.12", Port: 6379}
+	now := time.Now()
+	master := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master"}, master: self, usable: 3}
+	replica := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "slave", Master: other, Link: "connected"}, master: other, usable: 3}
+	fenced := master
+	fenced.fenced = true
+	tests := []struct {
+		name   string
+		s      snapshot
+		q      quorumView
+		lag    int64
+		at     time.Time
+		path   string
+		method string
+		want   int
+		inBody string
+	}{
+		{name: "primary on the agreed master", s: master, q: quorumView{master: self, at: now}, path: "/primary", want: 200},
+		{name: "HEAD primary", s: master, q: quorumView{master: self, at: now}, path: "/primary", method: "HEAD", want: 200},
+		{name: "no primary without quorum agreement", s: master, q: quorumView{at: now}, path: "/primary", want: 503},
+		{name: "no primary when fenced", s: fenced, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
+		{name: "no primary on stale state", s: master, q: quorumView{master: self, at: now}, at: now.Add(-time.Minute), path: "/primary", want: 503},
+		{name: "replica", s: replica, q: quorumView{master: other, at: now}, path: "/replica", want: 200},
+		{name: "replica within lag", s: replica, lag: 100, path: "/replica?lag=1kB", want: 200},
+		{name: "replica behind", s: replica, lag: 4096, path: "/replica?lag=1kB", want: 503},
+		{name: "bad lag", s: replica, path: "/replica?lag=x", want: 400},
+		{name: "master is no replica", s: master, path: "/replica", want: 503},
+		{name: "health", s: replica, path: "/health", want: 200},
+		{name: "health with redis down", s: snapshot{self: self, peers: 3}, path: "/health", want: 503},
+		{name: "status", s: fenced, path: "/status", want: 200, inBody: `"fenced":true`},
+		{name: "read-only", s: master, path: "/status", method: "POST", want: 405},
+		{name: "metrics", s: master, q: quorumView{master: self, at: now, reachable: 3}, path: "/metrics", want: 200, inBody: "redis_ha_primary 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := tt.at
+			if at.IsZero() {
+				at = now
+			}
+			n := &node{log: slog.New(slog.DiscardHandler), cfg: &Config{}, last: tt.s, view: tt.q, lag: tt.lag, lastAt: at}
+			method := tt.method
+			if method == "" {
+				method = "GET"
+			}
+			rec := httptest.NewRecorder()
+			n.httpHandler().ServeHTTP(rec, httptest.NewRequest(method, tt.path, nil))
+			if rec.Code != tt.want {
+				t.Fatalf("%s %s = %d, want %d: %s", method, tt.path, rec.Code, tt.want, rec.Body)
+			}
+			if method == "HEAD" && rec.Body.Len() > 0 {
+				t.Errorf("HEAD returned a body")
+			}
+			if tt.inBody != "" && !strings.Contains(rec.Body.String(), tt.inBody) {
+				t.Errorf("body lacks %q:\n%s", tt.inBody, rec.Body)
+			}
+		})
+	}
+}
+
+// TestMetricsFormat checks the exposition format line by line: HELP and TYPE
+// before each family, samples named after it, numeric values.
+func TestMetricsFormat(t *testing.T) {
+	n := &node{cfg: &Config{}, lastAt: time.Now()}
+	rec := httptest.NewRecorder()
+	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	sample := regexp.MustCompile(`^([a-z_]+)(\{[a-z]+="[a-z]+"\})? -?[0-9]+$`)
+	family := ""
+	for _, line := range strings.Split(strings.TrimSpace(rec.Body.String()), "\n") {
+		switch {
+		case strings.HasPrefix(line, "# HELP "):
+			family = strings.Fields(line)[2]
+		case strings.HasPrefix(line, "# TYPE "):
+			if f := strings.Fields(line); f[2] != family || (f[3] != "gauge" && f[3] != "counter") {
+				t.Errorf("bad TYPE line %q", line)
+			}
+		default:
+			m := sample.FindStringSubmatch(line)
+			if m == nil || m[1] != family {
+				t.Errorf("bad sample %q (family %q)", line, family)
+			}
+		}
+	}
+}
