@@ -1,0 +1,257 @@
+// Package faultcheck measures what a Sentinel-aware client sees while a Redis
+// group goes through a fault: a Writer sets unique keys at a steady rate and
+// logs every attempt, and Check waits for the group to settle, reads the
+// acknowledged keys back and reports loss, outage, double masters and
+// convergence. It observes only: injecting and healing faults is the bench's
+// job, and nothing here starts, stops or reconfigures a server.
+//
+// go-redis logs reconnect noise to stderr during faults; callers that mind
+// silence it with logging.Disable (this package keeps no global state).
+package faultcheck
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Client timeouts: tight enough that one attempt is one record and a dead
+// master costs at most writeDeadline per attempt.
+const (
+	dialTimeout   = 300 * time.Millisecond
+	ioTimeout     = 500 * time.Millisecond
+	writeDeadline = time.Second
+	// The writer holds one connection at a time. go-redis stops dialling after
+	// PoolSize consecutive failed dials and then probes once a second, which
+	// would add up to a second to the measured outage; a large pool keeps
+	// that breaker shut.
+	poolSize = 1000
+	// A refused dial is retried (asking the sentinels again) after this
+	// backoff within one attempt, so it bounds how late the writer notices
+	// a new master; go-redis's default is 100ms.
+	dialBackoff = 50 * time.Millisecond
+)
+
+// Target is the group under test, as a client reaches it.
+type Target struct {
+	MasterName string
+	Sentinels  []string // host:port
+	// Redis is every box's redis host:port, as the sentinels announce them;
+	// Check needs them all for convergence.
+	Redis    []string
+	Password string // for redis and the sentinels alike
+	// Dialer reaches the group (the box bench dials through a network
+	// namespace); nil is a plain net.Dialer.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (t Target) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if t.Dialer != nil {
+		return t.Dialer
+	}
+	d := &net.Dialer{Timeout: dialTimeout}
+	return d.DialContext
+}
+
+// Record is one write attempt.
+type Record struct {
+	Seq   int64     `json:"seq"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Acked bool      `json:"acked"`
+	Err   string    `json:"err,omitempty"`
+	// Server is the address the acknowledging connection was dialled to.
+	Server string `json:"server,omitempty"`
+}
+
+// WriteLog is everything a Writer did, in order.
+type WriteLog struct {
+	RunID   string    `json:"run_id"`
+	Rate    int       `json:"rate"`
+	Started time.Time `json:"started"`
+	Stopped time.Time `json:"stopped"`
+	Fault   string    `json:"fault,omitempty"`
+	FaultAt time.Time `json:"fault_at,omitzero"`
+	Records []Record  `json:"records"`
+}
+
+// Key is the key written by attempt seq.
+func (l *WriteLog) Key(seq int64) string {
+	return "rha:" + l.RunID + ":" + strconv.FormatInt(seq, 10)
+}
+
+// AckedKeys lists the keys the group acknowledged, in write order.
+func (l *WriteLog) AckedKeys() []string {
+	var keys []string
+	for _, r := range l.Records {
+		if r.Acked {
+			keys = append(keys, l.Key(r.Seq))
+		}
+	}
+	return keys
+}
+
+// Writer sets rha:<run-id>:<seq> through a go-redis FailoverClient, one
+// attempt at a time: a write that blocks longer than the period delays the
+// next rather than piling up behind it.
+type Writer struct {
+	rdb  *redis.Client
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	// inflight is the key being written; sentTo is the address of the
+	// connection its bytes went out on. The FailoverClient exposes no
+	// address, so the connection wrapper watches for the key instead.
+	inflight atomic.Pointer[[]byte]
+	sentTo   atomic.Pointer[string]
+
+	mu  sync.Mutex // guards log.Fault and log.FaultAt; run owns the rest until done
+	log WriteLog
+}
+
+// Start begins writing at rate per second (200 if rate ≤ 0) until Stop or
+// until ctx ends.
+func Start(ctx context.Context, t Target, rate int) *Writer {
+	if rate <= 0 {
+		rate = 200
+	}
+	w := &Writer{
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		log:  WriteLog{RunID: newRunID(), Rate: rate, Started: time.Now()},
+	}
+	w.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:         t.MasterName,
+		SentinelAddrs:      t.Sentinels,
+		Password:           t.Password,
+		SentinelPassword:   t.Password,
+		Dialer:             w.tagDialer(t.dialer()),
+		MaxRetries:         -1,
+		DialTimeout:        dialTimeout,
+		DialerRetryTimeout: dialBackoff,
+		ReadTimeout:        ioTimeout,
+		WriteTimeout:       ioTimeout,
+		PoolSize:           poolSize,
+	})
+	go w.run(ctx, time.Second/time.Duration(rate))
+	return w
+}
+
+// MarkFault records that fault name is being injected now. A later call
+// replaces an earlier one: a log has one fault.
+func (w *Writer) MarkFault(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.log.Fault, w.log.FaultAt = name, time.Now()
+}
+
+// Stop lets the attempt in flight finish, stops writing and returns the log.
+// Calling it again returns the same log.
+func (w *Writer) Stop() *WriteLog {
+	w.once.Do(func() {
+		close(w.stop)
+		<-w.done
+		_ = w.rdb.Close()
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.log
+	return &l
+}
+
+func (w *Writer) run(ctx context.Context, period time.Duration) {
+	defer close(w.done)
+	// A Ticker drops ticks nobody received, so a slow write is followed by
+	// at most one immediate write and then the steady rate again.
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for seq := int64(1); ; seq++ {
+		w.write(ctx, seq)
+		select {
+		case <-ctx.Done():
+		case <-w.stop:
+		case <-tick.C:
+			continue
+		}
+		w.log.Stopped = time.Now()
+		return
+	}
+}
+
+func (w *Writer) write(ctx context.Context, seq int64) {
+	key := w.log.Key(seq)
+	kb := []byte(key + "\r\n") // as RESP frames it: "rha:x:1" must not match "rha:x:12"
+	w.sentTo.Store(nil)
+	w.inflight.Store(&kb)
+	wctx, cancel := context.WithTimeout(ctx, writeDeadline)
+	r := Record{Seq: seq, Start: time.Now()}
+	err := w.rdb.Set(wctx, key, seq, 0).Err()
+	r.End = time.Now()
+	cancel()
+	w.inflight.Store(nil)
+	if err != nil {
+		r.Err = err.Error()
+	} else {
+		r.Acked = true
+		if a := w.sentTo.Load(); a != nil {
+			r.Server = *a
+		}
+	}
+	w.log.Records = append(w.log.Records, r)
+}
+
+// tagDialer wraps every connection so that the writer learns which address
+// a key was sent to. Sentinel connections share the dialer but never carry
+// a key.
+func (w *Writer) tagDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := &tagConn{Conn: c, addr: addr, w: w}
+		// go-redis health-checks idle connections through syscall.Conn and
+		// skips the check for anything else: keep it, or a connection the
+		// old master closed would cost a failed write instead of a redial.
+		if sc, ok := c.(syscall.Conn); ok {
+			return tagSysConn{tc, sc}, nil
+		}
+		return tc, nil
+	}
+}
+
+type tagConn struct {
+	net.Conn
+	addr string
+	w    *Writer
+}
+
+func (c *tagConn) Write(b []byte) (int, error) {
+	if k := c.w.inflight.Load(); k != nil && bytes.Contains(b, *k) {
+		c.w.sentTo.Store(&c.addr)
+	}
+	return c.Conn.Write(b)
+}
+
+type tagSysConn struct {
+	*tagConn
+	sc syscall.Conn
+}
+
+func (c tagSysConn) SyscallConn() (syscall.RawConn, error) { return c.sc.SyscallConn() }
+
+func newRunID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
