@@ -36,11 +36,13 @@ func minReplicas(cfg *Config) int {
 	return len(cfg.Peers) / 2
 }
 
-// fenceLoop watches the majority while this box is master, and fences or
-// unfences it. It ends with ctx.
+// fenceLoop watches the majority while this box is master, fences or
+// unfences it, and keeps the VIP where /primary is true. It ends with ctx.
 func (n *node) fenceLoop(ctx context.Context) {
 	probes := map[sentinel.Addr]*redis.SentinelClient{}
+	var vips vipState
 	defer func() {
+		n.releaseVIP(n.config(), &vips)
 		for _, c := range probes {
 			c.Close()
 		}
@@ -48,6 +50,7 @@ func (n *node) fenceLoop(ctx context.Context) {
 	tick := time.NewTicker(fenceProbeEvery)
 	defer tick.Stop()
 	lastMajority := time.Now()
+	var wrongSince time.Time
 	probesFor := ""
 	for {
 		select {
@@ -56,6 +59,7 @@ func (n *node) fenceLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		cfg := n.config()
+		n.reconcileVIP(ctx, cfg, &vips)
 		master, fenced := n.fenceState()
 		if len(cfg.Peers) < 2 {
 			lastMajority = time.Now()
@@ -90,7 +94,43 @@ func (n *node) fenceLoop(ctx context.Context) {
 		case fenced && view.reachable >= majority:
 			n.unfence(ctx, cfg)
 		}
+		n.followNamedMaster(ctx, cfg, view, &wrongSince)
 	}
+}
+
+// repointAfter leaves Sentinel the first chance to reconfigure a replica
+// after a failover (it does so within about a second for the replicas it
+// knows).
+const repointAfter = time.Second
+
+// followNamedMaster re-points a replica that keeps following another server
+// than the master a quorum of sentinels names. Sentinel reconfigures only
+// the replicas it knew of when it failed over; one it had not yet learnt of
+// (it learns them from the master's INFO every 10 s) would otherwise follow
+// the dead master, and later chain behind it, forever.
+func (n *node) followNamedMaster(ctx context.Context, cfg *Config, q quorumView, since *time.Time) {
+	v := n.readView()
+	if !v.fresh || !v.s.redisUp || v.s.role.Kind != "slave" || q.master.IsZero() ||
+		q.master == v.s.self || q.master == v.s.role.Master || time.Since(q.at) > staleAfter {
+		*since = time.Time{}
+		return
+	}
+	if since.IsZero() {
+		*since = time.Now()
+		return
+	}
+	if time.Since(*since) < repointAfter {
+		return
+	}
+	*since = time.Time{}
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	n.setCause("re-pointed by the agent: was following " + v.s.role.Master.String())
+	if err := n.localRedis(cfg).ReplicaOf(cctx, q.master.Host, strconv.Itoa(q.master.Port)).Err(); err != nil {
+		n.log.Warn("re-point replica", "err", err)
+		return
+	}
+	n.log.Warn("replica re-pointed to the master the sentinels name", "was", v.s.role.Master.String(), "master", q.master.String())
 }
 
 // quorumView is what the sentinels say, asked directly: how many answer,

@@ -374,6 +374,7 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		Password:        cfg.Password,
 		MyID:            myid,
 		State:           keep,
+		KnownReplicas:   peerAddrs(cfg),
 	})
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
@@ -388,6 +389,14 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		StopGrace:  childStopWait,
 		PidFile:    sentPidFile(cfg),
 	}, nil
+}
+
+func peerAddrs(cfg *Config) []sentinel.Addr {
+	out := make([]sentinel.Addr, 0, len(cfg.Peers))
+	for _, p := range cfg.Peers {
+		out = append(out, peerAddr(p))
+	}
+	return out
 }
 
 // sentinelQuorum is cluster.quorum; a single box monitors itself with 1.

@@ -51,6 +51,7 @@ type node struct {
 	lag        int64         // replica: bytes behind its master at that observation
 	counts     counters      // events since start, for /metrics
 	hooks      chan Change   // role changes for hooks.on_role_change
+	vipErr     string        // last VIP problem logged
 	reloadErr  string        // why the last reload was refused; "" after a good one
 	prevOffset int64         // master offset at the previous observation
 	changed    chan struct{} // closed (and replaced) when cfg is replaced
@@ -318,9 +319,9 @@ func sentinelOf(cfg *Config, redisAddr sentinel.Addr) sentinel.Addr {
 
 // sentinelAddrs lists every peer's sentinel.
 func sentinelAddrs(cfg *Config) []sentinel.Addr {
-	out := make([]sentinel.Addr, 0, len(cfg.Peers))
-	for _, p := range cfg.Peers {
-		out = append(out, sentinelOf(cfg, peerAddr(p)))
+	out := peerAddrs(cfg)
+	for i, a := range out {
+		out[i] = sentinelOf(cfg, a)
 	}
 	return out
 }

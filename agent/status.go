@@ -68,11 +68,7 @@ func members(cfg *Config) []sentinel.Addr {
 	if len(cfg.Peers) == 0 {
 		return []sentinel.Addr{selfAddr(cfg)}
 	}
-	out := make([]sentinel.Addr, 0, len(cfg.Peers))
-	for _, p := range cfg.Peers {
-		out = append(out, peerAddr(p))
-	}
-	return out
+	return peerAddrs(cfg)
 }
 
 // probeGroup asks every peer's redis and sentinel in parallel, each bounded.

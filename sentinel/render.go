@@ -131,6 +131,9 @@ type SentinelConf struct {
 	// State holds lines kept from the previous file (SentinelState.Lines)
 	// when the monitored group name is unchanged.
 	State []string
+	// KnownReplicas are the group's other boxes, announced to Sentinel as
+	// replicas before it has seen them (the master itself is skipped).
+	KnownReplicas []Addr
 }
 
 // RenderSentinel renders sentinel.conf. Sentinel rewrites the file on every
@@ -185,6 +188,16 @@ func RenderSentinel(c SentinelConf) []byte {
 	for _, l := range c.State {
 		b.WriteString(l)
 		b.WriteByte('\n')
+	}
+	// Sentinel learns replicas from the master's INFO every 10 s and
+	// reconfigures only those it knows when it fails over; naming them up
+	// front closes that window after a (re)start.
+	for _, r := range c.KnownReplicas {
+		l := fmt.Sprintf("sentinel known-replica %s %s %d", c.Name, r.Host, r.Port)
+		if r != c.Master && !slices.Contains(c.State, l) {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
 	}
 	return b.Bytes()
 }
