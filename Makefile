@@ -10,7 +10,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 deps: ## install what builds and tests need (Debian's redis, Go modules)
 	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
@@ -20,6 +20,9 @@ deps: ## install what builds and tests need (Debian's redis, Go modules)
 	fi
 	@command -v rpm >/dev/null && command -v shellcheck >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm shellcheck >/dev/null; }
+	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null && command -v nft >/dev/null && \
+		command -v ip >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		debootstrap systemd-container nftables iproute2 >/dev/null; }
 	@go mod download
 
 build: ## static binary in bin/
@@ -35,7 +38,7 @@ test: ## unit tests only (fast, no real redis)
 integration: deps build ## every Go test, with real redis-server and sentinel on loopback
 	go test -race -count=1 -timeout 15m ./...
 
-check: deps lint integration ## everything CI runs
+check: deps lint integration e2e ## everything CI runs: lint, unit, loopback integration, box bench
 	@echo "make check: all green"
 
 demo: deps build ## three agents on loopback: status, kill the master's redis, watch the failover (KEEP=1 keeps them)
