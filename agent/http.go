@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -245,6 +246,7 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 	metric("redis_ha_child_restarts_total", "counter", "Unrequested exits of the supervised children since the agent started.",
 		`{child="redis"}`+val(int64(v.counts.redisRestarts)), `{child="sentinel"}`+val(int64(v.counts.sentRestarts)))
 	metric("redis_ha_tuning_drift", "gauge", "Kernel settings not in effect (-1: tuning disabled or unreadable).", val(int64(drift)))
+	metric("redis_ha_goroutines", "gauge", "Goroutines in the agent (a leak shows here first).", val(int64(runtime.NumGoroutine())))
 	_, _ = w.Write([]byte(b.String()))
 }
 
