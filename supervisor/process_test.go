@@ -457,7 +457,12 @@ func TestStopStaleReports(t *testing.T) {
 			logger, _ := newLogger()
 			pidFile := filepath.Join(t.TempDir(), "child.pid")
 			if tt.start {
-				_, _ = startStale(t, pidFile, tt.path, tt.args...)
+				cmd, _ := startStale(t, pidFile, tt.path, tt.args...)
+				// The shell installs its trap a moment after it starts; a
+				// SIGTERM before that would end it.
+				if tt.name == "ignores SIGTERM" {
+					waitIgnoresTERM(t, cmd.Process.Pid)
+				}
 			}
 			found, graceful, err := StopStale(pidFile, tt.path, 300*time.Millisecond, logger)
 			if err != nil {
@@ -468,4 +473,23 @@ func TestStopStaleReports(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitIgnoresTERM waits until pid's SigIgn mask has SIGTERM.
+func waitIgnoresTERM(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				if err == nil && mask&(1<<(uint(syscall.SIGTERM)-1)) != 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d never ignored SIGTERM", pid)
 }
