@@ -71,6 +71,11 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	// SIGHUP's default action would kill the agent; catch it from the start
+	// and act on it once the group is up.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
 		notify: &notifier{log: logger}, hooks: make(chan Change, 16)}
 	if err := n.prepare(cfg); err != nil {
@@ -158,7 +163,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	if err := n.waitSentinel(ctx); err == nil {
 		n.notify.ready(statusLine(n.observe(ctx)))
 		logger.Info("ready")
-		loopErr = n.loop(ctx, errc)
+		loopErr = n.loop(ctx, errc, hup)
 	}
 
 	n.notify.stopping()
@@ -184,11 +189,7 @@ func waitChild(c *supervisor.Child) {
 
 // loop follows the group until ctx ends: periodic probes, sentinel events,
 // and reloads from SIGHUP or changes in the configuration directory.
-func (n *node) loop(ctx context.Context, errc <-chan error) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
+func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal) error {
 	changes, stopWatch, err := watchConfig(ctx, n.path, n.log)
 	if err != nil {
 		// Reload through SIGHUP still works; say why the watch is missing.
