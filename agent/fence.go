@@ -53,10 +53,13 @@ func (n *node) fenceLoop(ctx context.Context) {
 	var wrongSince time.Time
 	probesFor := ""
 	for {
+		now := false // a sentinel event: ask the sentinels this round
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-n.refresh:
+			now = true
 		}
 		cfg := n.config()
 		n.reconcileVIP(ctx, cfg, &vips)
@@ -67,7 +70,7 @@ func (n *node) fenceLoop(ctx context.Context) {
 		}
 		// A master asks every tick (the fence must be quick); others once a
 		// second (their view feeds /primary, /replica and status).
-		if !master && !fenced && time.Since(n.quorum().at) < time.Second {
+		if !now && !master && !fenced && time.Since(n.quorum().at) < time.Second {
 			lastMajority = time.Now()
 			continue
 		}
@@ -95,6 +98,9 @@ func (n *node) fenceLoop(ctx context.Context) {
 			n.unfence(ctx, cfg)
 		}
 		n.followNamedMaster(ctx, cfg, view, &wrongSince)
+		if now {
+			n.reconcileVIP(ctx, cfg, &vips) // with the fresh view
+		}
 	}
 }
 

@@ -68,7 +68,10 @@ func (v view) isPrimary() bool {
 	if v.s.single {
 		return true
 	}
-	return v.q.master == v.s.self && time.Since(v.q.at) < staleAfter
+	// Both the quorum round and our own sentinel must name this box: each can
+	// lag a switch by up to a round, and either one seeing it is enough to stop
+	// vouching for a master being demoted.
+	return v.q.master == v.s.self && v.s.master == v.s.self && time.Since(v.q.at) < staleAfter
 }
 
 func (v view) isReplica(maxLag int64) bool {

@@ -51,6 +51,7 @@ type node struct {
 	lag        int64         // replica: bytes behind its master at that observation
 	counts     counters      // events since start, for /metrics
 	hooks      chan Change   // role changes for hooks.on_role_change
+	refresh    chan struct{} // asks the fence loop for a quorum round now
 	vipErr     string        // last VIP problem logged
 	reloadErr  string        // why the last reload was refused; "" after a good one
 	prevOffset int64         // master offset at the previous observation
@@ -77,7 +78,8 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
-		notify: &notifier{log: logger}, hooks: make(chan Change, 16)}
+		notify: &notifier{log: logger}, hooks: make(chan Change, 16),
+		refresh: make(chan struct{}, 1)}
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -227,6 +229,10 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 			if ev.Type == "+switch-master" || ev.Type == "resubscribed" || ev.Type == "+convert-to-slave" || ev.Type == "+promoted-slave" {
 				n.log.Info("sentinel event", "type", ev.Type, "payload", ev.Payload)
 				n.observe(ctx)
+				select {
+				case n.refresh <- struct{}{}:
+				default:
+				}
 			}
 		case <-hup:
 			n.log.Info("SIGHUP: reloading configuration")

@@ -310,6 +310,7 @@ func TestGroup(t *testing.T) {
 		}
 		w := startWriter(t, g)
 		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		prim := samplePrimaries(g)
 		out, code = cli(t, "switchover", "--to", target.addr(), "--config", g.nodes[2].confPath())
 		if code != 0 {
 			t.Fatalf("switchover exit %d:\n%s", code, out)
@@ -317,6 +318,12 @@ func TestGroup(t *testing.T) {
 		t.Logf("%s", strings.TrimSpace(out))
 		if m := g.waitConverged(30 * time.Second); m != target {
 			t.Fatalf("converged on node %d, want node %d", m.i, target.i)
+		}
+		prim.end()
+		t.Logf("/primary sampled %d times on all three boxes through the switchover: %d instants with two 200s %v",
+			prim.samples, len(prim.doubles), prim.doubles)
+		if len(prim.doubles) > 0 {
+			t.Errorf("/primary answered 200 on two boxes at once")
 		}
 		before := w.ackedCount()
 		waitFor(t, 10*time.Second, "writes on the new master", func() bool { return w.ackedCount() > before+100 })
@@ -403,6 +410,7 @@ func TestGroup(t *testing.T) {
 			}
 		}()
 
+		prim := samplePrimaries(g)
 		killedAt := time.Now()
 		if err := syscall.Kill(master.pid(t, "redis"), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -422,6 +430,11 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("converged on node %d, want %d", m.i, newMaster.i)
 		}
 		time.Sleep(time.Second) // a few more writes on the new master
+		prim.end()
+		t.Logf("/primary sampled %d times through the failover: %d instants with two 200s %v", prim.samples, len(prim.doubles), prim.doubles)
+		if len(prim.doubles) > 0 {
+			t.Errorf("/primary answered 200 on two boxes at once")
+		}
 		w.halt()
 		close(stopWatch)
 		watch.Wait()

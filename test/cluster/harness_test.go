@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -376,4 +377,49 @@ func cli(t *testing.T, args ...string) (string, int) {
 		t.Fatalf("run %v: %v", args, err)
 	}
 	return out.String(), code
+}
+
+// primaries samples GET /primary on every node until stop is closed and
+// records every instant at which more than one node answered 200.
+type primaries struct {
+	stop    chan struct{}
+	done    chan struct{}
+	samples int
+	doubles []string
+}
+
+func samplePrimaries(g *group) *primaries {
+	p := &primaries{stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var up []string
+			for _, n := range g.nodes {
+				resp, err := client.Get(n.httpURL() + "/primary")
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					up = append(up, n.addr())
+				}
+			}
+			p.samples++
+			if len(up) > 1 {
+				p.doubles = append(p.doubles, time.Now().Format("15:04:05.000")+" "+strings.Join(up, ","))
+			}
+		}
+	}()
+	return p
+}
+
+func (p *primaries) end() {
+	close(p.stop)
+	<-p.done
 }
