@@ -18,8 +18,8 @@ deps: ## install what builds and tests need (Debian's redis, Go modules)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			redis-server redis-sentinel redis-tools >/dev/null; \
 	fi
-	@command -v rpm >/dev/null && command -v shellcheck >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm shellcheck >/dev/null; }
+	@command -v rpm >/dev/null && command -v shellcheck >/dev/null && command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm shellcheck prometheus >/dev/null; }
 	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null && command -v nft >/dev/null && \
 		command -v ip >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		debootstrap systemd-container nftables iproute2 >/dev/null; }

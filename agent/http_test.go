@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -114,5 +115,25 @@ func TestMetricsFormat(t *testing.T) {
 				t.Errorf("bad sample %q (family %q)", line, family)
 			}
 		}
+	}
+}
+
+// TestMetricsPromtool runs Prometheus' own linter over /metrics (make deps
+// installs promtool; the test skips where it is missing).
+func TestMetricsPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (make deps installs it)")
+	}
+	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
+	n := &node{cfg: &Config{}, lastAt: time.Now(),
+		last: snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master", Offset: 1234}, master: self, usable: 3},
+		view: quorumView{master: self, reachable: 3, at: time.Now()}}
+	rec := httptest.NewRecorder()
+	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = rec.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
