@@ -90,6 +90,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
 		// it is not a crash and keeps its role.
 		found, graceful, err := supervisor.StopStale(redisPidFile(cfg), cfg.Redis.Binary, childStopWait, n.log)
+		if err == nil && !found {
+			found, graceful = n.shutdownOrphan(ctx, cfg)
+		}
 		switch {
 		case err != nil:
 			n.log.Warn("stop the previous agent's redis", "err", err)
@@ -220,6 +223,36 @@ func (n *node) failoverVia(ctx context.Context, cfg *Config, s sentinel.Addr) er
 		return nil
 	}
 	return err
+}
+
+// shutdownOrphan stops a redis of ours that lost its pid file (a runtime
+// directory removed while it ran): it answers on our port, to our password,
+// with our data directory. SHUTDOWN persists its data like SIGTERM would.
+func (n *node) shutdownOrphan(ctx context.Context, cfg *Config) (found, clean bool) {
+	c := sentinel.NewRedisClient(selfAddr(cfg), cfg.Password)
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	dir, err := c.ConfigGet(cctx, "dir").Result()
+	if err != nil || dir["dir"] != cfg.Node.DataDir {
+		return false, false
+	}
+	n.log.Warn("found our redis running without a pid file; shutting it down cleanly")
+	// SHUTDOWN's connection drops without a reply when it works.
+	_ = c.Shutdown(cctx).Err()
+	wctx, wcancel := context.WithTimeout(ctx, childStopWait)
+	defer wcancel()
+	for {
+		pctx, pcancel := context.WithTimeout(wctx, probeTimeout)
+		err := c.Ping(pctx).Err()
+		pcancel()
+		if err != nil && wctx.Err() == nil {
+			return true, true
+		}
+		if sleepCtx(wctx, 100*time.Millisecond) != nil {
+			return true, false
+		}
+	}
 }
 
 func (n *node) redisStarted(p *supervisor.Process) {
