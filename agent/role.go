@@ -276,6 +276,7 @@ func (n *node) redisExited(e supervisor.Exit) {
 	}
 	n.mu.Lock()
 	n.counts.redisRestarts++
+	wasMaster := n.hist.role == "master"
 	if n.hist.role == "down" {
 		n.mu.Unlock()
 		return // still down: one record for the whole outage
@@ -285,6 +286,11 @@ func (n *node) redisExited(e supervisor.Exit) {
 	n.hist.role = "down"
 	n.mu.Unlock()
 	n.recordChange(cfg, c)
+	// Now, not after the restart backoff (which grows when a box keeps
+	// crashing): the master is certainly dead and the group waits for a new one.
+	if wasMaster && len(cfg.Peers) > 1 {
+		n.fastFailover(context.Background(), cfg)
+	}
 }
 
 func lastLine(lines []string) string {

@@ -65,10 +65,33 @@ func executable(path string) string {
 // replaced on disk since the process started shows as "<path> (deleted)" and still counts.
 func runs(pid int, exe string) bool {
 	link, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return false // gone, a zombie, or not ours to inspect
+	if err == nil {
+		return executable(strings.TrimSuffix(link, " (deleted)")) == exe
 	}
-	return executable(strings.TrimSuffix(link, " (deleted)")) == exe
+	if !errors.Is(err, fs.ErrPermission) {
+		return false // gone, or a zombie
+	}
+	// Reading another user's exe link takes CAP_SYS_PTRACE, which a hardened unit does
+	// not grant; its command line is readable, and we started it with an absolute path.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	arg0 := argv0(b)
+	return filepath.IsAbs(arg0) && executable(arg0) == exe
+}
+
+// argv0 is the program path in a /proc/<pid>/cmdline. Some programs rewrite their title
+// into that space ("/usr/bin/redis-server 127.0.0.1:6379"), so only the first word counts.
+func argv0(cmdline []byte) string {
+	s := string(cmdline)
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
 
 // exited reports whether pid no longer runs. Zombies count as exited: a leftover from a

@@ -493,3 +493,18 @@ func waitIgnoresTERM(t *testing.T, pid int) {
 	}
 	t.Fatalf("process %d never ignored SIGTERM", pid)
 }
+
+func TestArgv0(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/usr/bin/redis-server\x00/var/lib/redis-ha/redis.conf\x00", "/usr/bin/redis-server"},
+		{"/usr/bin/redis-server 127.0.0.1:6379\x00\x00\x00", "/usr/bin/redis-server"}, // a rewritten title
+		{"/usr/bin/redis-server 127.0.0.1:26379 [sentinel]", "/usr/bin/redis-server"},
+		{"sleep\x00100\x00", "sleep"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := argv0([]byte(tt.in)); got != tt.want {
+			t.Errorf("argv0(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -131,13 +131,17 @@ func Start(ctx context.Context, t Target, rate int) *Writer {
 		log:  WriteLog{RunID: newRunID(), Rate: rate, Started: time.Now()},
 	}
 	w.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName:         t.MasterName,
-		SentinelAddrs:      t.Sentinels,
-		Password:           t.Password,
-		SentinelPassword:   t.Password,
-		Dialer:             w.tagDialer(t.dialer()),
-		MaxRetries:         -1,
-		DialTimeout:        dialTimeout,
+		MasterName:       t.MasterName,
+		SentinelAddrs:    t.Sentinels,
+		Password:         t.Password,
+		SentinelPassword: t.Password,
+		Dialer:           w.tagDialer(t.dialer()),
+		MaxRetries:       -1,
+		DialTimeout:      dialTimeout,
+		// One dial per attempt: with the default five, a lookup through an
+		// unreachable sentinel outlasts the write deadline and go-redis never
+		// moves on to the next sentinel.
+		DialerRetries:      1,
 		DialerRetryTimeout: dialBackoff,
 		ReadTimeout:        ioTimeout,
 		WriteTimeout:       ioTimeout,
