@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,23 +151,15 @@ func eventually(ctx context.Context, timeout time.Duration, check func(context.C
 	}
 }
 
-// parallel runs f for every box at once and joins the errors.
-func parallel(boxes []*box.Box, f func(*box.Box) error) error {
-	errs := make(chan error, len(boxes))
-	for _, bx := range boxes {
-		go func() {
-			if err := f(bx); err != nil {
-				errs <- fmt.Errorf("box %s: %w", bx.Name, err)
-				return
-			}
-			errs <- nil
-		}()
+// inParallel runs f for every item at once and joins the errors.
+func inParallel[T any](items []T, f func(T) error) error {
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() { errs[i] = f(it) })
 	}
-	var all []error
-	for range boxes {
-		all = append(all, <-errs)
-	}
-	return errors.Join(all...)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // sleep waits d unless ctx ends first.

@@ -13,5 +13,8 @@
 // package under test). It prints a Markdown report on stdout and writes it to
 // out/report.md. It reports; it asserts no timing: a number over its goal is
 // a row that says so, not a failure. It fails only when it could not measure.
-// This file and the report renderer are the package's only non-test code.
+//
+// The non-test code is what unit tests cover without boxes: the report and
+// its Markdown (report.go) and the readers of /proc, /metrics, redis' log
+// and ELF headers (proc.go).
 package bench

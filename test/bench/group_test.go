@@ -83,14 +83,14 @@ func (g *group) install(ctx context.Context) error {
 			"PEERS=" + strings.Join(peers, ", "), "BOOTSTRAP=" + first}
 		out, errOut, err := bx.ExecInput(ctx, script, env, "sh", "-eu")
 		if err != nil {
-			return fmt.Errorf("%s setup: %w\n%s%s", g.setup, err, tail(out, 10), tail(errOut, 10))
+			return fmt.Errorf("box %s: %s setup: %w\n%s%s", bx.Name, g.setup, err, tail(out, 10), tail(errOut, 10))
 		}
 		return nil
 	}
 	if err := run(g.boxes[0]); err != nil {
-		return fmt.Errorf("box %s: %w", g.boxes[0].Name, err)
+		return err
 	}
-	return parallel(g.boxes[1:], run)
+	return inParallel(g.boxes[1:], run)
 }
 
 func tail(s string, n int) string {

@@ -178,9 +178,11 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "- bench runtime: %s (package build excluded)\n", r.Runtime.Round(time.Second))
 
 	b.WriteString("\n## Faults: redis-ha-agent against the tutorial setup\n\n")
-	b.WriteString("Three boxes, down_after 5 s, one Sentinel-aware client writing 200 keys/s from the client namespace. " +
+	b.WriteString("Three boxes, down_after 5 s, one Sentinel-aware client (faultcheck's go-redis writer, told the sentinels " +
+		"of the boxes other than the master's) writing 200 keys/s from the client namespace. " +
 		"Outage: the longest stretch without an acknowledged write, from the last ack before the fault. " +
-		"Lost: acknowledged keys missing from the final master. Ratios are ours/tutorial.\n\n")
+		"Lost: acknowledged keys missing from the final master. Ratios are ours/tutorial. " +
+		"Each cell is one run: outages of the same fault varied by about half a second from run to run.\n\n")
 	b.WriteString(r.faultTable())
 	b.WriteString("\nEvery run, as the fault checker reports it:\n\n")
 	b.WriteString(r.detailTable())

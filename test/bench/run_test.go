@@ -33,17 +33,17 @@ func threeBoxes(t *testing.T, deb string, rep *Report) {
 
 	og, tg := newGroup(t, ours, b, nBoxes), newGroup(t, tutorial, b, tBoxes)
 	groups := []*group{og, tg}
-	masters := make([]string, 2)
-	errs := make([]error, 2)
 	start = time.Now()
-	if err := parallelGroups(groups, func(i int, g *group) error {
-		if err := g.install(ctx); err != nil {
-			return err
-		}
-		masters[i], errs[i] = g.settled(ctx, "", 3*time.Minute)
-		return errs[i]
-	}); err != nil {
+	if err := inParallel(groups, func(g *group) error { return g.install(ctx) }); err != nil {
 		t.Fatalf("setting the groups up: %v", err)
+	}
+	var masters []string
+	for _, g := range groups {
+		m, err := g.settled(ctx, "", 3*time.Minute)
+		if err != nil {
+			t.Fatalf("%s: not settled after the setup: %v", g.setup, err)
+		}
+		masters = append(masters, m)
 	}
 	t.Logf("both setups installed and settled in %s", time.Since(start).Round(100*time.Millisecond))
 
@@ -245,25 +245,4 @@ func agentRSS(ctx context.Context, g *group, m *box.Box) (master, replica int64)
 		}
 	}
 	return master, replica
-}
-
-// parallelGroups runs f for each group at once and joins the errors.
-func parallelGroups(groups []*group, f func(int, *group) error) error {
-	errs := make(chan error, len(groups))
-	for i, g := range groups {
-		go func() {
-			if err := f(i, g); err != nil {
-				errs <- fmt.Errorf("%s: %w", g.setup, err)
-				return
-			}
-			errs <- nil
-		}()
-	}
-	var first error
-	for range groups {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }
