@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
@@ -29,7 +30,6 @@ const staleAfter = 3 * time.Second
 // --json` peer, plus what only the local agent knows.
 type BoxStatus struct {
 	PeerStatus
-	Fenced  bool   `json:"fenced"`
 	Gated   bool   `json:"restart_gated"`
 	Healthy bool   `json:"healthy"`
 	Status  string `json:"status"` // the STATUS= line
@@ -82,8 +82,8 @@ func (v view) isReplica(maxLag int64) bool {
 func (v view) healthy() bool { return v.fresh && v.s.redisUp && !v.s.gated }
 
 func (v view) box() BoxStatus {
-	b := BoxStatus{PeerStatus: PeerStatus{Member: v.s.self.String(), Role: "down"},
-		Fenced: v.s.fenced, Gated: v.s.gated, Healthy: v.healthy(), Status: statusLine(v.s)}
+	b := BoxStatus{PeerStatus: PeerStatus{Member: v.s.self.String(), Role: "down", Fenced: v.s.fenced},
+		Gated: v.s.gated, Healthy: v.healthy(), Status: statusLine(v.s)}
 	if v.s.redisUp {
 		b.Reachable, b.Offset = true, v.s.role.Offset
 		b.Role = "master"
@@ -98,7 +98,26 @@ func (v view) box() BoxStatus {
 		}
 		b.SentinelSees = v.s.usable
 	}
+	b.VIPHeld = v.vipHeld()
 	return b
+}
+
+// vipHeld asks the kernel, not the reconcile loop's memory: /status and
+// `status` must say where the VIP is, even when the loop is stuck. A netlink
+// read costs microseconds, within the promise of never waiting on a probe.
+func (v view) vipHeld() *bool {
+	if v.cfg == nil || v.cfg.VIP.Address == "" {
+		return nil
+	}
+	p, iface, err := vipTarget(v.cfg)
+	if err != nil {
+		return nil
+	}
+	held, err := vip.Present(iface, p)
+	if err != nil {
+		return nil
+	}
+	return &held
 }
 
 // serveHTTP serves http.listen until ctx ends.

@@ -3,13 +3,20 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
@@ -26,7 +33,13 @@ type PeerStatus struct {
 	SentinelUp     bool   `json:"sentinel_up"`
 	SentinelMaster string `json:"sentinel_master,omitempty"`
 	SentinelSees   int    `json:"sentinel_sees"` // sentinels (itself included) it counts as usable (CKQUORUM)
-	Error          string `json:"error,omitempty"`
+	// Fenced: this master refuses every write because its agent fenced it
+	// (min-replicas-to-write above the replicas that can exist).
+	Fenced bool `json:"fenced"`
+	// VIPHeld: whether vip.address is on this box. Absent when no VIP is
+	// configured or nobody could tell (the box's HTTP API is off or down).
+	VIPHeld *bool  `json:"vip_held,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // GroupStatus is the whole group: the basis of `status`, its exit code and
@@ -39,6 +52,8 @@ type GroupStatus struct {
 	Sentinels      int          `json:"sentinels"`
 	Healthy        bool         `json:"healthy"`
 	Problems       []string     `json:"problems"`
+	VIP            string       `json:"vip,omitempty"`         // vip.address, when configured
+	VIPHolders     []string     `json:"vip_holders,omitempty"` // the boxes known to hold it
 	Peers          []PeerStatus `json:"peers"`
 }
 
@@ -103,8 +118,11 @@ func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
 			ps.Role = "replica"
 			ps.ReplicaOf = r.Master.String()
 			ps.Link = r.Link
+		} else if f, err := fencedByConfig(ctx, c, cfg); err == nil {
+			ps.Fenced = f
 		}
 	}
+	ps.VIPHeld = probeVIP(ctx, cfg, a)
 	if len(cfg.Peers) > 0 {
 		sc := sentinel.NewSentinelClient(sentinelOf(cfg, a), cfg.Password)
 		defer sc.Close()
@@ -180,6 +198,9 @@ func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
 				problems = append(problems, fmt.Sprintf("%s link to master is %s", p.Member, p.Link))
 			}
 		}
+		if p.Fenced {
+			problems = append(problems, p.Member+" is fenced: it refuses writes")
+		}
 		switch {
 		case len(cfg.Peers) == 0:
 		case !p.SentinelUp:
@@ -190,6 +211,8 @@ func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
 			problems = append(problems, fmt.Sprintf("%s: sentinel sees %d of %d sentinels", p.Member, p.SentinelSees, len(cfg.Peers)))
 		}
 	}
+	gs.VIP = cfg.VIP.Address
+	problems = append(problems, vipProblems(&gs)...)
 	gs.Problems = problems
 	gs.Healthy = len(problems) == 0
 	if gs.Problems == nil {
@@ -199,10 +222,18 @@ func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
 }
 
 func printStatus(out io.Writer, gs GroupStatus) {
-	fmt.Fprintf(out, "Group %q · master %s · sentinels %d/%d agree (quorum %d)\n",
+	fmt.Fprintf(out, "Group %q · master %s · sentinels %d/%d agree (quorum %d)",
 		gs.Name, orDash(gs.Master), gs.SentinelsAgree, gs.Sentinels, gs.Quorum)
+	if gs.VIP != "" {
+		fmt.Fprintf(out, " · vip %s on %s", gs.VIP, orDash(strings.Join(gs.VIPHolders, ", ")))
+	}
+	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tROLE\tOFFSET\tLAG\tLINK\tSENTINEL SAYS")
+	header := "MEMBER\tROLE\tFENCED\tOFFSET\tLAG\tLINK\tSENTINEL SAYS"
+	if gs.VIP != "" {
+		header += "\tVIP"
+	}
+	fmt.Fprintln(tw, header)
 	for _, p := range gs.Peers {
 		lag, link, says := "-", "-", "-"
 		if p.Role == "replica" {
@@ -218,7 +249,15 @@ func printStatus(out io.Writer, gs GroupStatus) {
 		if p.Reachable {
 			offset = fmt.Sprint(p.Offset)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Member, p.Role, offset, lag, link, says)
+		fenced := "-"
+		if p.Fenced {
+			fenced = "FENCED"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", p.Member, p.Role, fenced, offset, lag, link, says)
+		if gs.VIP != "" {
+			line += "\t" + vipCell(p)
+		}
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 	if gs.Healthy {
@@ -235,4 +274,122 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// fencedByConfig reads the fence from redis itself, so that status tells the
+// truth even when the box's agent is down: a master whose
+// min-replicas-to-write exceeds the replicas that can exist refuses every
+// write, which is what the agent's fence does.
+func fencedByConfig(ctx context.Context, c *redis.Client, cfg *Config) (bool, error) {
+	kv, err := c.ConfigGet(ctx, "min-replicas-to-write").Result()
+	if err != nil {
+		return false, fmt.Errorf("config get min-replicas-to-write: %w", err)
+	}
+	n, err := strconv.Atoi(kv["min-replicas-to-write"])
+	if err != nil {
+		return false, fmt.Errorf("config get min-replicas-to-write: %w", err)
+	}
+	return refusesAll(n, len(cfg.Peers)), nil
+}
+
+// refusesAll: a master asking for more replicas than the group has besides
+// it can acknowledge no write.
+func refusesAll(minReplicas, peers int) bool {
+	return peers > 1 && minReplicas > peers-1
+}
+
+// probeVIP says whether the box at a holds the VIP: this box asks its own
+// kernel; another box only knows it itself, so its agent's /status is asked.
+// nil when no VIP is configured or the answer is unknown.
+func probeVIP(ctx context.Context, cfg *Config, a sentinel.Addr) *bool {
+	if cfg.VIP.Address == "" {
+		return nil
+	}
+	if a == selfAddr(cfg) {
+		p, iface, err := vipTarget(cfg)
+		if err != nil {
+			return nil
+		}
+		held, err := vip.Present(iface, p)
+		if err != nil {
+			return nil
+		}
+		return &held
+	}
+	held, err := peerVIPHeld(ctx, cfg, a.Host)
+	if err != nil {
+		return nil
+	}
+	return held
+}
+
+// peerVIPHeld asks host's HTTP API (on this box's http.listen port) for its
+// /status and returns its vip_held.
+func peerVIPHeld(ctx context.Context, cfg *Config, host string) (*bool, error) {
+	if cfg.HTTPListen == "" {
+		return nil, errors.New("vip: http api off: a peer's vip cannot be read")
+	}
+	_, port, err := net.SplitHostPort(cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("vip: http.listen: %w", err)
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	var b struct {
+		VIPHeld *bool `json:"vip_held"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&b); err != nil {
+		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+	}
+	return b.VIPHeld, nil
+}
+
+// vipProblems holds the VIP to what the reconcile loop promises: on the
+// master the sentinels name, unfenced, and nowhere else.
+func vipProblems(gs *GroupStatus) []string {
+	if gs.VIP == "" {
+		return nil
+	}
+	var problems []string
+	for _, p := range gs.Peers {
+		if p.VIPHeld == nil || !*p.VIPHeld {
+			continue
+		}
+		gs.VIPHolders = append(gs.VIPHolders, p.Member)
+		switch {
+		case p.Fenced:
+			problems = append(problems, fmt.Sprintf("vip %s held by %s, which is fenced", gs.VIP, p.Member))
+		case p.Member != gs.Master || p.Role != "master":
+			problems = append(problems, fmt.Sprintf("vip %s held by %s, which is not the master", gs.VIP, p.Member))
+		}
+	}
+	if len(gs.VIPHolders) > 1 {
+		problems = append(problems, fmt.Sprintf("vip %s held by %d boxes: %s", gs.VIP, len(gs.VIPHolders), strings.Join(gs.VIPHolders, ", ")))
+	}
+	for _, p := range gs.Peers {
+		if p.Member == gs.Master && p.VIPHeld != nil && !*p.VIPHeld && !p.Fenced {
+			problems = append(problems, fmt.Sprintf("vip %s is not on the master %s", gs.VIP, p.Member))
+		}
+	}
+	return problems
+}
+
+// vipCell is the VIP column: held, -, or ? when nobody could tell.
+func vipCell(p PeerStatus) string {
+	switch {
+	case p.VIPHeld == nil:
+		return "?"
+	case *p.VIPHeld:
+		return "held"
+	default:
+		return "-"
+	}
 }

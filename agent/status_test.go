@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+)
+
+func TestRefusesAll(t *testing.T) {
+	tests := []struct {
+		min, peers int
+		want       bool
+	}{
+		{0, 0, false}, // single box: no fence
+		{1, 3, false}, // the generated majority bound
+		{2, 3, false}, // both replicas required: strict, not fenced
+		{3, 3, true},  // the fence: more replicas than exist
+		{5, 5, true},
+		{2, 5, false},
+	}
+	for _, tt := range tests {
+		if got := refusesAll(tt.min, tt.peers); got != tt.want {
+			t.Errorf("refusesAll(%d, %d) = %v, want %v", tt.min, tt.peers, got, tt.want)
+		}
+	}
+}
+
+// threePeers is a healthy group of three with 10.0.0.11 the master; each
+// test case changes what it needs.
+func threePeers(vipHeld ...*bool) []PeerStatus {
+	m := "10.0.0.11:6379"
+	peers := []PeerStatus{
+		{Member: m, Role: "master", Reachable: true, Offset: 100},
+		{Member: "10.0.0.12:6379", Role: "replica", Reachable: true, Offset: 100, ReplicaOf: m, Link: "connected"},
+		{Member: "10.0.0.13:6379", Role: "replica", Reachable: true, Offset: 90, ReplicaOf: m, Link: "connected"},
+	}
+	for i := range peers {
+		peers[i].SentinelUp, peers[i].SentinelMaster, peers[i].SentinelSees = true, m, 3
+		if i < len(vipHeld) {
+			peers[i].VIPHeld = vipHeld[i]
+		}
+	}
+	return peers
+}
+
+func ptr(b bool) *bool { return &b }
+
+// TestSummarizeFenceAndVIP: status holds the fence and the VIP to what the
+// agent promises, and names the holders.
+func TestSummarizeFenceAndVIP(t *testing.T) {
+	yes, no := ptr(true), ptr(false)
+	fencedMaster := func(ps []PeerStatus) []PeerStatus { ps[0].Fenced = true; return ps }
+	tests := []struct {
+		name     string
+		vip      string
+		peers    []PeerStatus
+		healthy  bool
+		holders  []string
+		problems []string // each must appear in some problem
+	}{
+		{name: "no vip configured", peers: threePeers(), healthy: true},
+		{name: "vip on the master", vip: "10.0.0.100/24", peers: threePeers(yes, no, no), healthy: true,
+			holders: []string{"10.0.0.11:6379"}},
+		{name: "vip holders unknown on replicas", vip: "10.0.0.100/24", peers: threePeers(yes), healthy: true,
+			holders: []string{"10.0.0.11:6379"}},
+		{name: "vip on a replica", vip: "10.0.0.100/24", peers: threePeers(no, yes, no),
+			holders:  []string{"10.0.0.12:6379"},
+			problems: []string{"held by 10.0.0.12:6379, which is not the master", "not on the master 10.0.0.11:6379"}},
+		{name: "two holders", vip: "10.0.0.100/24", peers: threePeers(yes, yes, no),
+			holders: []string{"10.0.0.11:6379", "10.0.0.12:6379"}, problems: []string{"held by 2 boxes"}},
+		{name: "fenced master", peers: fencedMaster(threePeers()), problems: []string{"10.0.0.11:6379 is fenced"}},
+		{name: "fenced master keeps the vip", vip: "10.0.0.100/24", peers: fencedMaster(threePeers(yes, no, no)),
+			holders: []string{"10.0.0.11:6379"}, problems: []string{"which is fenced"}},
+		{name: "fenced master without the vip", vip: "10.0.0.100/24", peers: fencedMaster(threePeers(no, no, no)),
+			problems: []string{"is fenced"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{Peers: make([]Peer, 3), VIP: VIPConfig{Address: tt.vip}}
+			cfg.Cluster.Name = "main"
+			gs := summarize(cfg, tt.peers)
+			if gs.Healthy != tt.healthy {
+				t.Errorf("healthy = %v, want %v (problems %q)", gs.Healthy, tt.healthy, gs.Problems)
+			}
+			if !slices.Equal(gs.VIPHolders, tt.holders) {
+				t.Errorf("vip holders %q, want %q", gs.VIPHolders, tt.holders)
+			}
+			all := strings.Join(gs.Problems, "\n")
+			for _, p := range tt.problems {
+				if !strings.Contains(all, p) {
+					t.Errorf("problems lack %q:\n%s", p, all)
+				}
+			}
+		})
+	}
+}
+
+// TestPrintStatusColumns: the table shows FENCED always and VIP only when
+// one is configured.
+func TestPrintStatusColumns(t *testing.T) {
+	tests := []struct {
+		name  string
+		vip   string
+		peers []PeerStatus
+		want  []string
+		not   []string
+	}{
+		{name: "no vip", peers: threePeers(), want: []string{"FENCED", "healthy"}, not: []string{"VIP", "vip"}},
+		{name: "vip held", vip: "10.0.0.100/24", peers: threePeers(ptr(true), ptr(false)),
+			want: []string{"vip 10.0.0.100/24 on 10.0.0.11:6379", "\tVIP", "held", "?"}},
+		{name: "fenced", peers: func() []PeerStatus { p := threePeers(); p[0].Fenced = true; return p }(),
+			want: []string{"FENCED", "problem: 10.0.0.11:6379 is fenced"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{Peers: make([]Peer, 3), VIP: VIPConfig{Address: tt.vip}}
+			cfg.Cluster.Name = "main"
+			var out bytes.Buffer
+			printStatus(&out, summarize(cfg, tt.peers))
+			// tabwriter pads with spaces; compare with tabs for the header.
+			text := out.String()
+			raw := strings.Join(strings.Fields(text), "\t")
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) && !strings.Contains(raw, strings.TrimPrefix(w, "\t")) {
+					t.Errorf("output lacks %q:\n%s", w, text)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(text, n) {
+					t.Errorf("output has %q:\n%s", n, text)
+				}
+			}
+		})
+	}
+}
+
+// TestStatusFieldsAgree: /status carries every field of a `status --json`
+// peer under the same names (PRODUCT.md), fenced and vip_held included.
+func TestStatusFieldsAgree(t *testing.T) {
+	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
+	s := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master"}, master: self, usable: 3, fenced: true}
+	n := &node{cfg: &Config{}, last: s, lastAt: time.Now()}
+	rec := httptest.NewRecorder()
+	n.httpHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	var box map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &box); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := json.Marshal(PeerStatus{Fenced: true, VIPHeld: ptr(true), Error: "x", ReplicaOf: "x", Link: "x", SentinelMaster: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := json.Unmarshal(peer, &want); err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		switch k {
+		case "vip_held", "error", "replica_of", "link": // omitted when empty: no VIP, no error, a master
+			continue
+		}
+		if _, ok := box[k]; !ok {
+			t.Errorf("/status lacks %q, which status --json has: %s", k, rec.Body)
+		}
+	}
+	if box["fenced"] != true {
+		t.Errorf("/status fenced = %v, want true", box["fenced"])
+	}
+}
