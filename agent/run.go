@@ -38,25 +38,26 @@ type node struct {
 	env  ConfigEnv
 	cred *syscall.Credential // nil when the agent itself is not root
 
-	mu         sync.Mutex
-	cfg        *Config
-	master     sentinel.Addr // the master the sentinels (or our own start decision) name
-	clients    localClients
-	notify     *notifier
-	gated      bool          // the restart gate holds redis down
-	fenced     bool          // this master refuses writes: it sees no majority
-	view       quorumView    // what the sentinels say (fence.go)
-	last       snapshot      // the latest observation (observe.go)
-	lastAt     time.Time     // when it was taken
-	lag        int64         // replica: bytes behind its master at that observation
-	counts     counters      // events since start, for /metrics
-	hooks      chan Change   // role changes for hooks.on_role_change
-	refresh    chan struct{} // asks the fence loop for a quorum round now
-	vipErr     string        // last VIP problem logged
-	reloadErr  string        // why the last reload was refused; "" after a good one
-	prevOffset int64         // master offset at the previous observation
-	changed    chan struct{} // closed (and replaced) when cfg is replaced
-	hist       struct {
+	mu          sync.Mutex
+	cfg         *Config
+	master      sentinel.Addr // the master the sentinels (or our own start decision) name
+	clients     localClients
+	notify      *notifier
+	gated       bool          // the restart gate holds redis down
+	fenced      bool          // this master refuses writes: it sees no majority
+	view        quorumView    // what the sentinels say (fence.go)
+	last        snapshot      // the latest observation (observe.go)
+	lastAt      time.Time     // when it was taken
+	lag         int64         // replica: bytes behind its master at that observation
+	counts      counters      // events since start, for /metrics
+	hooks       chan Change   // role changes for hooks.on_role_change
+	refresh     chan struct{} // asks the fence loop for a quorum round now
+	sentStarted chan struct{} // the local sentinel (re)started: tune it
+	vipErr      string        // last VIP problem logged
+	reloadErr   string        // why the last reload was refused; "" after a good one
+	prevOffset  int64         // master offset at the previous observation
+	changed     chan struct{} // closed (and replaced) when cfg is replaced
+	hist        struct {
 		role   string // last recorded role: master, replica, down, "" (none yet)
 		offset int64  // last offset seen in that role
 		cause  string // why the next change happens, when the agent caused it
@@ -79,7 +80,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
 		notify: &notifier{log: logger}, hooks: make(chan Change, 16),
-		refresh: make(chan struct{}, 1)}
+		refresh: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1)}
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -109,6 +110,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		Logger:  logger,
 	}
 	n.sentinel = &supervisor.Child{Name: "sentinel", Next: n.nextSentinel, Logger: logger,
+		OnStart: n.sentinelStarted,
 		OnExit: func(e supervisor.Exit) {
 			if !e.Requested {
 				n.mu.Lock()
@@ -143,7 +145,11 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		}
 	}()
 
-	children.Add(4)
+	children.Add(5)
+	go func() {
+		defer children.Done()
+		n.tuneSentinels(sentCtx)
+	}()
 	go func() {
 		defer children.Done()
 		n.runHooks(sentCtx, n.hooks, logger.With("component", "hook"))

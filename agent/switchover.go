@@ -79,6 +79,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		return res, fmt.Errorf("switchover: %w", err)
 	}
 
+	n.alignWithInfo(ctx, sc, cfg.Cluster.Name, target)
 	if err := mc.Do(ctx, "CLIENT", "PAUSE", switchPause.Milliseconds(), "WRITE").Err(); err != nil {
 		return res, fmt.Errorf("switchover: pause writes on %s: %w", master, err)
 	}
@@ -222,4 +223,43 @@ func (n *node) setCause(cause string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.hist.cause = cause
+}
+
+// Sentinel learns that the target took the master role only from its next
+// INFO of the target, and while a failover runs it sends one a second:
+// started at a random moment, the switch is published 0.1 to 1.1 s after
+// SENTINEL FAILOVER, and writes stay paused that long. A failover sends the
+// first INFO at once when the last is over a second old (as it is in the
+// normal ten-second rhythm), so it would almost always wait the full second.
+// Starting when the last INFO is infoAge old instead lands the next one just
+// after the promotion (SLAVEOF NO ONE goes out two or three of Sentinel's
+// 50-100 ms ticks after the command). The wait happens before the pause:
+// writes are unaffected, the command takes up to one INFO period longer.
+const (
+	infoAge       = 600 * time.Millisecond
+	infoAlignWait = 11 * time.Second // Sentinel's INFO period is 10 s
+)
+
+// alignWithInfo waits until the sentinel that will run the failover last
+// had the target's INFO infoAge ago. It gives up quietly (the switchover is
+// then as slow as Sentinel makes it, never less safe).
+func (n *node) alignWithInfo(ctx context.Context, sc *redis.SentinelClient, name string, target sentinel.Addr) {
+	ctx, cancel := context.WithTimeout(ctx, infoAlignWait)
+	defer cancel()
+	for {
+		age, err := sentinel.InfoAge(ctx, sc, name, target)
+		if err != nil {
+			n.log.Warn("switchover: cannot time the failover to Sentinel's INFO; writes may pause up to a second longer", "err", err)
+			return
+		}
+		if age <= infoAge {
+			_ = sleepCtx(ctx, infoAge-age) // cut short by the bound: go anyway
+			return
+		}
+		// The last INFO is too old to time against: poll for the next one.
+		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+			n.log.Warn("switchover: no INFO of the target from Sentinel in time; failing over untimed")
+			return
+		}
+	}
 }

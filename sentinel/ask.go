@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -172,4 +173,42 @@ func Remove(ctx context.Context, sc *redis.SentinelClient, name string) error {
 		return fmt.Errorf("sentinel remove %s: %w", name, noMaster(err))
 	}
 	return nil
+}
+
+// Debug sets Sentinel's internal timing parameters at runtime (SENTINEL
+// DEBUG param value ..., Redis 7.0+), e.g. "ping-period" "250". Sentinel
+// keeps them in memory only: apply them after every start.
+func Debug(ctx context.Context, sc *redis.SentinelClient, kv ...string) error {
+	if len(kv) == 0 || len(kv)%2 != 0 {
+		return fmt.Errorf("sentinel debug: want parameter value pairs, got %d arguments", len(kv))
+	}
+	args := []any{"sentinel", "debug"}
+	for _, s := range kv {
+		args = append(args, s)
+	}
+	cmd := redis.NewStatusCmd(ctx, args...)
+	if err := sc.Process(ctx, cmd); err != nil {
+		return fmt.Errorf("sentinel debug %s: %w", strings.Join(kv, " "), err)
+	}
+	return nil
+}
+
+// InfoAge returns how long ago the sentinel last had an INFO reply from the
+// replica at addr (SENTINEL REPLICAS' info-refresh field).
+func InfoAge(ctx context.Context, sc *redis.SentinelClient, name string, addr Addr) (time.Duration, error) {
+	reps, err := sc.Replicas(ctx, name).Result()
+	if err != nil {
+		return 0, fmt.Errorf("sentinel replicas %s: %w", name, noMaster(err))
+	}
+	for _, r := range reps {
+		if r["ip"] != addr.Host || r["port"] != strconv.Itoa(addr.Port) {
+			continue
+		}
+		ms, err := strconv.ParseInt(r["info-refresh"], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("sentinel replicas %s: %s info-refresh %q: %w", name, addr, r["info-refresh"], err)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return 0, fmt.Errorf("sentinel replicas %s: %s is not among them", name, addr)
 }
