@@ -220,7 +220,8 @@ func (n *node) applySentinel(ctx context.Context, next *Config) error {
 	return sentinel.Set(cctx, n.localSentinelClient(next), next.Cluster.Name,
 		"down-after-milliseconds", fmt.Sprint(time.Duration(next.Sentinel.DownAfter).Milliseconds()),
 		"failover-timeout", fmt.Sprint(time.Duration(next.Sentinel.FailoverTimeout).Milliseconds()),
-		"quorum", fmt.Sprint(sentinelQuorum(next)))
+		"quorum", fmt.Sprint(sentinelQuorum(next)),
+		"parallel-syncs", fmt.Sprint(parallelSyncs(next)))
 }
 
 // tune applies the kernel settings: plan, apply, verify. Without root it

@@ -410,6 +410,7 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		Quorum:          sentinelQuorum(cfg),
 		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
 		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
+		ParallelSyncs:   parallelSyncs(cfg),
 		Password:        cfg.Password,
 		MyID:            myid,
 		State:           keep,
@@ -429,6 +430,16 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		PidFile:    sentPidFile(cfg),
 	}, nil
 }
+
+// parallelSyncs re-points every replica at once after a failover. A new
+// master acknowledges writes only once min-replicas-to-write replicas are
+// attached, and Sentinel moves the next replica only after the previous one
+// shows its link up in its next INFO (once a second): one at a time, a
+// five-box group refused writes a second longer than a three-box one. The
+// replicas share the old master's history, so a failover almost always
+// needs only a partial resync; after a full one they still serve reads from
+// their old data while they load (replica-serve-stale-data).
+func parallelSyncs(cfg *Config) int { return max(len(cfg.Peers)-1, 1) }
 
 func peerAddrs(cfg *Config) []sentinel.Addr {
 	out := make([]sentinel.Addr, 0, len(cfg.Peers))

@@ -126,6 +126,7 @@ type SentinelConf struct {
 	Quorum          int
 	DownAfter       time.Duration // 0 = sentinel default
 	FailoverTimeout time.Duration // 0 = sentinel default
+	ParallelSyncs   int           // replicas re-pointed at once after a failover; < 1 = 1
 	Password        string        // requirepass, sentinel-pass (to other sentinels), auth-pass (to redis)
 	MyID            string        // 40 hex, stable per node
 	// State holds lines kept from the previous file (SentinelState.Lines)
@@ -183,8 +184,7 @@ func RenderSentinel(c SentinelConf) []byte {
 	if c.FailoverTimeout > 0 {
 		line(&b, "sentinel failover-timeout", c.Name+" "+strconv.FormatInt(c.FailoverTimeout.Milliseconds(), 10))
 	}
-	// One replica resyncing at a time keeps the others serving reads.
-	line(&b, "sentinel parallel-syncs", c.Name+" 1")
+	line(&b, "sentinel parallel-syncs", c.Name+" "+strconv.Itoa(max(c.ParallelSyncs, 1)))
 	for _, l := range c.State {
 		b.WriteString(l)
 		b.WriteByte('\n')

@@ -262,9 +262,7 @@ func (fg *faultGroup) assert(t *testing.T, f fault, l *faultcheck.WriteLog, rep 
 	}
 	if f.outage > 0 && rep.LongestOutage > f.outage {
 		t.Logf("%s: outage %v is over PRODUCT.md's %v", f.name, rep.LongestOutage.Round(time.Millisecond), f.outage)
-		if rep.LongestOutage > f.outage*3/2 {
-			fg.journals(t, l.FaultAt, rep.OutageStart.Add(rep.LongestOutage+time.Second), "what the failover did", failoverLines)
-		}
+		fg.journals(t, l.FaultAt, rep.OutageStart.Add(rep.LongestOutage+time.Second), "what the failover did", failoverLines)
 	}
 }
 
