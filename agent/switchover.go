@@ -234,10 +234,11 @@ func (n *node) setCause(cause string) {
 // Starting when the last INFO is infoAge old instead lands the next one just
 // after the promotion (SLAVEOF NO ONE goes out two or three of Sentinel's
 // 50-100 ms ticks after the command). The wait happens before the pause:
-// writes are unaffected, the command takes up to one INFO period longer.
+// writes are unaffected, the command takes up to one INFO period longer
+// (a second: sentineltune.go).
 const (
 	infoAge       = 600 * time.Millisecond
-	infoAlignWait = 11 * time.Second // Sentinel's INFO period is 10 s
+	infoAlignWait = 11 * time.Second // Sentinel's default INFO period is 10 s (sentineltune.go sets 1 s)
 )
 
 // alignWithInfo waits until the sentinel that will run the failover last
