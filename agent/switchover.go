@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -73,13 +74,16 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 
 	// Sentinel picks the replica itself; the others step aside for the
 	// duration (replica-priority 0 = never promoted) so it picks ours.
-	restore, err := n.holdOthers(ctx, cfg, role, target)
+	restore, held, err := n.holdOthers(ctx, cfg, role, target)
 	defer restore()
 	if err != nil {
 		return res, fmt.Errorf("switchover: %w", err)
 	}
-
-	n.alignWithInfo(ctx, sc, cfg.Cluster.Name, target)
+	// Sentinel reads priorities from its INFO of each replica: until it has
+	// seen them, it could still pick another one.
+	if err := n.waitForSentinel(ctx, sc, cfg.Cluster.Name, target, held); err != nil {
+		return res, fmt.Errorf("switchover: aborted before any change: %w", err)
+	}
 	if err := mc.Do(ctx, "CLIENT", "PAUSE", switchPause.Milliseconds(), "WRITE").Err(); err != nil {
 		return res, fmt.Errorf("switchover: pause writes on %s: %w", master, err)
 	}
@@ -104,19 +108,24 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		unpause()
 		return res, fmt.Errorf("switchover: aborted, writes resumed on %s: %w", master, err)
 	}
-	if err := waitNamed(ctx, sc, cfg.Cluster.Name, target); err != nil {
+	named, err := waitSwitched(ctx, sc, cfg.Cluster.Name, master)
+	if err != nil {
 		// The failover is Sentinel's now; it finishes or aborts by itself.
 		// The old master stays paused until its timeout rather than risk
 		// acknowledging writes beside a promoted target.
-		return res, fmt.Errorf("switchover: sentinels did not name %s in %v: %w", target, switchPublish, err)
+		return res, fmt.Errorf("switchover: sentinels did not name a new master in %v: %w", switchPublish, err)
 	}
 	// Demote before unpausing: a write held by the pause must meet a replica
 	// (READONLY, not acknowledged), never a master that is about to be
 	// overwritten.
-	if err := mc.ReplicaOf(ctx, target.Host, strconv.Itoa(target.Port)).Err(); err != nil {
+	if err := mc.ReplicaOf(ctx, named.Host, strconv.Itoa(named.Port)).Err(); err != nil {
 		n.log.Warn("switchover: demote old master (Sentinel will)", "err", err)
 	}
 	unpause()
+	if named != target {
+		// Every replica held the old master's offset, so nothing was lost.
+		return res, fmt.Errorf("switchover: Sentinel promoted %s, not %s", named, target)
+	}
 	res.Took = time.Since(start)
 	n.log.Info("switchover: done", "from", res.From, "to", res.To, "writes_paused", res.Paused.Round(time.Millisecond),
 		"took", res.Took.Round(time.Millisecond))
@@ -152,13 +161,15 @@ func pickTarget(cfg *Config, role sentinel.Role, to string) (sentinel.Addr, erro
 }
 
 // holdOthers sets replica-priority 0 on every replica but the target and
-// returns the function that puts each one's own priority back.
-func (n *node) holdOthers(ctx context.Context, cfg *Config, role sentinel.Role, target sentinel.Addr) (func(), error) {
+// returns the function that puts each one's own priority back, and the
+// replicas it held.
+func (n *node) holdOthers(ctx context.Context, cfg *Config, role sentinel.Role, target sentinel.Addr) (func(), []sentinel.Addr, error) {
 	type held struct {
 		c    *redis.Client
 		prio string
 	}
 	var hs []held
+	var addrs []sentinel.Addr
 	restore := func() {
 		for _, h := range hs {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
@@ -180,11 +191,12 @@ func (n *node) holdOthers(ctx context.Context, cfg *Config, role sentinel.Role, 
 		}
 		if err != nil {
 			c.Close()
-			return restore, fmt.Errorf("hold replica %s: %w", r.Addr, err)
+			return restore, nil, fmt.Errorf("hold replica %s: %w", r.Addr, err)
 		}
 		hs = append(hs, held{c, prio["replica-priority"]})
+		addrs = append(addrs, r.Addr)
 	}
-	return restore, nil
+	return restore, addrs, nil
 }
 
 // waitCaughtUp waits until the target has processed everything the paused
@@ -204,16 +216,17 @@ func waitCaughtUp(ctx context.Context, mc, tc *redis.Client) error {
 	}
 }
 
-// waitNamed waits until the sentinel names want as master.
-func waitNamed(ctx context.Context, sc *redis.SentinelClient, name string, want sentinel.Addr) error {
+// waitSwitched waits until the sentinel names another master than old and
+// returns it.
+func waitSwitched(ctx context.Context, sc *redis.SentinelClient, name string, old sentinel.Addr) (sentinel.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, switchPublish)
 	defer cancel()
 	for {
-		if m, err := sentinel.MasterAddr(ctx, sc, name); err == nil && m == want {
-			return nil
+		if m, err := sentinel.MasterAddr(ctx, sc, name); err == nil && m != old {
+			return m, nil
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return err
+			return sentinel.Addr{}, err
 		}
 	}
 }
@@ -229,38 +242,56 @@ func (n *node) setCause(cause string) {
 // INFO of the target, and while a failover runs it sends one a second:
 // started at a random moment, the switch is published 0.1 to 1.1 s after
 // SENTINEL FAILOVER, and writes stay paused that long. A failover sends the
-// first INFO at once when the last is over a second old (as it is in the
-// normal ten-second rhythm), so it would almost always wait the full second.
+// first INFO at once when the last is over a second old (always, with
+// Sentinel's default ten-second period), so it would wait the full second.
 // Starting when the last INFO is infoAge old instead lands the next one just
 // after the promotion (SLAVEOF NO ONE goes out two or three of Sentinel's
 // 50-100 ms ticks after the command). The wait happens before the pause:
 // writes are unaffected, the command takes up to one INFO period longer
 // (a second: sentineltune.go).
 const (
-	infoAge       = 600 * time.Millisecond
-	infoAlignWait = 11 * time.Second // Sentinel's default INFO period is 10 s (sentineltune.go sets 1 s)
+	infoAge         = 600 * time.Millisecond
+	sentinelWaitMax = 12 * time.Second // Sentinel's default INFO period is 10 s
 )
 
-// alignWithInfo waits until the sentinel that will run the failover last
-// had the target's INFO infoAge ago. It gives up quietly (the switchover is
-// then as slow as Sentinel makes it, never less safe).
-func (n *node) alignWithInfo(ctx context.Context, sc *redis.SentinelClient, name string, target sentinel.Addr) {
-	ctx, cancel := context.WithTimeout(ctx, infoAlignWait)
+// waitForSentinel waits until the sentinel that will run the failover has
+// seen replica-priority 0 on every replica holdOthers held (else the
+// switchover is refused), then until its last INFO of the target is infoAge
+// old. Failing to time the INFO only makes the pause longer, never less
+// safe: it goes on.
+func (n *node) waitForSentinel(ctx context.Context, sc *redis.SentinelClient, name string, target sentinel.Addr, held []sentinel.Addr) error {
+	ctx, cancel := context.WithTimeout(ctx, sentinelWaitMax)
 	defer cancel()
+	aside := false
 	for {
-		age, err := sentinel.InfoAge(ctx, sc, name, target)
+		reps, err := sentinel.Replicas(ctx, sc, name)
 		if err != nil {
-			n.log.Warn("switchover: cannot time the failover to Sentinel's INFO; writes may pause up to a second longer", "err", err)
-			return
+			return err
 		}
-		if age <= infoAge {
+		var age time.Duration = -1
+		ready := true
+		for _, r := range reps {
+			switch {
+			case r.Addr == target:
+				age = r.InfoAge
+			case r.Priority != 0 && slices.Contains(held, r.Addr):
+				ready = false
+			}
+		}
+		if age < 0 {
+			return fmt.Errorf("the sentinel does not know %s as a replica", target)
+		}
+		aside = aside || ready
+		if aside && age <= infoAge {
 			_ = sleepCtx(ctx, infoAge-age) // cut short by the bound: go anyway
-			return
+			return nil
 		}
-		// The last INFO is too old to time against: poll for the next one.
 		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+			if !aside {
+				return fmt.Errorf("the sentinel did not see the other replicas step aside in %v", sentinelWaitMax)
+			}
 			n.log.Warn("switchover: no INFO of the target from Sentinel in time; failing over untimed")
-			return
+			return nil
 		}
 	}
 }

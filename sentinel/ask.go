@@ -193,22 +193,29 @@ func Debug(ctx context.Context, sc *redis.SentinelClient, kv ...string) error {
 	return nil
 }
 
-// InfoAge returns how long ago the sentinel last had an INFO reply from the
-// replica at addr (SENTINEL REPLICAS' info-refresh field).
-func InfoAge(ctx context.Context, sc *redis.SentinelClient, name string, addr Addr) (time.Duration, error) {
+// ReplicaView is one replica as a sentinel sees it (SENTINEL REPLICAS).
+type ReplicaView struct {
+	Addr     Addr
+	Priority int           // replica-priority from its last INFO
+	InfoAge  time.Duration // since the sentinel's last INFO reply from it
+}
+
+// Replicas returns the replicas of the group as the sentinel sees them.
+func Replicas(ctx context.Context, sc *redis.SentinelClient, name string) ([]ReplicaView, error) {
 	reps, err := sc.Replicas(ctx, name).Result()
 	if err != nil {
-		return 0, fmt.Errorf("sentinel replicas %s: %w", name, noMaster(err))
+		return nil, fmt.Errorf("sentinel replicas %s: %w", name, noMaster(err))
 	}
+	out := make([]ReplicaView, 0, len(reps))
 	for _, r := range reps {
-		if r["ip"] != addr.Host || r["port"] != strconv.Itoa(addr.Port) {
-			continue
+		port, err1 := strconv.Atoi(r["port"])
+		prio, err2 := strconv.Atoi(r["slave-priority"])
+		age, err3 := strconv.ParseInt(r["info-refresh"], 10, 64)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("sentinel replicas %s: %s:%s: %w", name, r["ip"], r["port"], err)
 		}
-		ms, err := strconv.ParseInt(r["info-refresh"], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("sentinel replicas %s: %s info-refresh %q: %w", name, addr, r["info-refresh"], err)
-		}
-		return time.Duration(ms) * time.Millisecond, nil
+		out = append(out, ReplicaView{Addr: Addr{Host: r["ip"], Port: port}, Priority: prio,
+			InfoAge: time.Duration(age) * time.Millisecond})
 	}
-	return 0, fmt.Errorf("sentinel replicas %s: %s is not among them", name, addr)
+	return out, nil
 }
