@@ -123,7 +123,9 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	}
 	unpause()
 	if named != target {
-		// Every replica held the old master's offset, so nothing was lost.
+		// Only the target was known to hold the old master's offset: say
+		// so loudly. (It takes a sentinel that missed the held priorities,
+		// which waitForSentinel rules out.)
 		return res, fmt.Errorf("switchover: Sentinel promoted %s, not %s", named, target)
 	}
 	res.Took = time.Since(start)
