@@ -27,7 +27,8 @@ import (
 const staleAfter = 3 * time.Second
 
 // BoxStatus is this box as /status reports it: the fields of a `status
-// --json` peer, plus what only the local agent knows.
+// --json` peer, plus what only the local agent knows. Its lag_bytes is -1
+// when the replica's master did not answer (unknown).
 type BoxStatus struct {
 	PeerStatus
 	Gated   bool   `json:"restart_gated"`
@@ -74,9 +75,11 @@ func (v view) isPrimary() bool {
 	return v.q.master == v.s.self && v.s.master == v.s.self && time.Since(v.q.at) < staleAfter
 }
 
+// isReplica: a replica with its link up; with maxLag ≥ 0 also a known lag
+// within it (an unknown lag is not vouched for).
 func (v view) isReplica(maxLag int64) bool {
 	return v.fresh && v.s.redisUp && v.s.role.Kind == "slave" && v.s.role.Link == "connected" &&
-		(maxLag < 0 || v.lag <= maxLag)
+		(maxLag < 0 || (v.lag >= 0 && v.lag <= maxLag))
 }
 
 func (v view) healthy() bool { return v.fresh && v.s.redisUp && !v.s.gated }
@@ -120,8 +123,48 @@ func (v view) vipHeld() *bool {
 	return &held
 }
 
-// serveHTTP serves http.listen until ctx ends.
+// serveHTTP serves addr, then whatever http.listen a reload sets, until ctx
+// ends. Following reloads matters on the user's very first start: the
+// package starts the agent single-box, its API on 127.0.0.1, and the user's
+// drop-in then names peers, which moves the API to the box's own address,
+// where load balancers look for it.
 func (n *node) serveHTTP(ctx context.Context, addr string, log *slog.Logger) {
+	for {
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.serveHTTPOn(sctx, addr, log)
+		}()
+		next, ok := n.nextHTTPListen(ctx, addr)
+		cancel()
+		<-done
+		if !ok {
+			return
+		}
+		log.Info("http api: reload moves it", "from", addr, "to", next)
+		addr = next
+	}
+}
+
+// nextHTTPListen waits for a reload that changes http.listen from addr; false
+// when ctx ends first.
+func (n *node) nextHTTPListen(ctx context.Context, addr string) (string, bool) {
+	for {
+		cfg, changed := n.configAndChange()
+		if cfg.HTTPListen != addr {
+			return cfg.HTTPListen, true
+		}
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-changed:
+		}
+	}
+}
+
+// serveHTTPOn serves one address until ctx ends.
+func (n *node) serveHTTPOn(ctx context.Context, addr string, log *slog.Logger) {
 	if addr == "" {
 		return
 	}
@@ -258,7 +301,7 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 	metric("redis_ha_role", "gauge", "Role of the local redis (1 for the current one).", role("master"), role("replica"))
 	metric("redis_ha_primary", "gauge", "Whether this box is the master a quorum of sentinels names and not fenced (/primary).", boolv(v.isPrimary()))
 	metric("redis_ha_replication_offset_bytes", "gauge", "Replication offset of the local redis.", val(v.s.role.Offset))
-	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master).", val(v.lag))
+	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master, -1 unknown: its master did not answer).", val(v.lag))
 	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.s.inSync)))
 	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.s.fenced))
 	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.s.gated))
@@ -274,13 +317,16 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 
 // localReplicaLag is how far this replica is behind the master it follows,
 // asked of that master (a replica cannot know the master's offset itself).
+// It is -1, unknown, when the master does not answer: a replica cut off
+// from its master keeps its link "connected" until repl-timeout while it
+// falls behind, and a lag of 0 would vouch for it.
 func (n *node) localReplicaLag(ctx context.Context, cfg *Config, r sentinel.Role) int64 {
 	if r.Kind != "slave" || r.Link != "connected" {
 		return 0
 	}
 	m, err := sentinel.ProbeRole(ctx, n.masterClient(cfg, r.Master))
 	if err != nil || m.Kind != "master" {
-		return 0
+		return -1
 	}
 	return max(m.Offset-r.Offset, 0)
 }

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -59,6 +61,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		{name: "replica", s: replica, q: quorumView{master: other, at: now}, path: "/replica", want: 200},
 		{name: "replica within lag", s: replica, lag: 100, path: "/replica?lag=1kB", want: 200},
 		{name: "replica behind", s: replica, lag: 4096, path: "/replica?lag=1kB", want: 503},
+		{name: "replica lag unknown", s: replica, lag: -1, path: "/replica?lag=1kB", want: 503},
+		{name: "replica lag unknown, no bound", s: replica, lag: -1, path: "/replica", want: 200},
 		{name: "bad lag", s: replica, path: "/replica?lag=x", want: 400},
 		{name: "master is no replica", s: master, path: "/replica", want: 503},
 		{name: "health", s: replica, path: "/health", want: 200},
@@ -136,4 +140,46 @@ func TestMetricsPromtool(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
+}
+
+// TestHTTPFollowsReload: a reload that changes http.listen moves the API,
+// as the user's first drop-in does (single-box on 127.0.0.1, then the box's
+// own address).
+func TestHTTPFollowsReload(t *testing.T) {
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	first, second := free(), free()
+	n := &node{log: slog.New(slog.DiscardHandler), cfg: &Config{HTTPListen: first}, changed: make(chan struct{}), lastAt: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.serveHTTP(ctx, first, n.log) }()
+	defer func() { cancel(); <-done }()
+
+	answers := func(addr string) bool {
+		resp, err := http.Get("http://" + addr + "/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 5s: %s", what)
+			}
+		}
+	}
+	waitFor("the api on "+first, func() bool { return answers(first) })
+	n.setConfig(&Config{HTTPListen: second})
+	waitFor("the api moved to "+second, func() bool { return answers(second) && !answers(first) })
+	n.setConfig(&Config{HTTPListen: ""})
+	waitFor("the api off", func() bool { return !answers(second) })
 }
