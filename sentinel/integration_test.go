@@ -275,6 +275,46 @@ func TestIntegrationFailover(t *testing.T) {
 			t.Error("odd argument count accepted")
 		}
 	})
+	t.Run("Debug", func(t *testing.T) {
+		ctx := ctxTimeout(t, time.Second)
+		if err := Debug(ctx, scs[0], "ping-period", "500", "ask-period", "500", "info-period", "1000"); err != nil {
+			t.Error(err)
+		}
+		if err := Debug(ctx, scs[0], "ping-period", "0"); err == nil {
+			t.Error("SENTINEL DEBUG ping-period 0 accepted")
+		}
+		if err := Debug(ctx, scs[0], "ping-period"); err == nil {
+			t.Error("odd argument count accepted")
+		}
+	})
+
+	t.Run("Replicas", func(t *testing.T) {
+		if err := rc.ConfigSet(ctxTimeout(t, time.Second), "replica-priority", "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+		// scs[0] reads INFO every second now (Debug above).
+		sees := func(prio int) func() error {
+			return func() error {
+				reps, err := Replicas(ctxTimeout(t, time.Second), scs[0], name)
+				if err != nil {
+					return err
+				}
+				if len(reps) != 1 || reps[0].Addr != replica || reps[0].Priority != prio || reps[0].InfoAge > 2*time.Second {
+					return fmt.Errorf("replicas %+v", reps)
+				}
+				return nil
+			}
+		}
+		waitFor(t, 5*time.Second, "the sentinel sees priority 0", sees(0))
+		// Back as it was, and seen so: the failover below needs it.
+		if err := rc.ConfigSet(ctxTimeout(t, time.Second), "replica-priority", "100").Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the sentinel sees priority 100", sees(100))
+		if _, err := Replicas(ctxTimeout(t, time.Second), scs[0], "nope"); !errors.Is(err, ErrNoMaster) {
+			t.Errorf("Replicas(nope) = %v, want ErrNoMaster", err)
+		}
+	})
 	if t.Failed() {
 		return
 	}
