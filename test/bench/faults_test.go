@@ -91,7 +91,7 @@ func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, el
 	if err != nil {
 		return &Run{Err: err.Error()}
 	}
-	w := faultcheck.Start(ctx, g.writerTarget(m), writeRate)
+	w := faultcheck.Start(ctx, g.target.WithoutSentinelOn(m.Addr), writeRate)
 	defer w.Stop()
 	sleep(ctx, warmUp)
 	injectErr := f(ctx, g, m, others, func() { w.MarkFault(name) })
@@ -120,27 +120,6 @@ func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, el
 	t.Logf("%s: %s (master %s → %s; run took %s)%s", g.setup, rep.Row(), old, master,
 		time.Since(start).Round(time.Second), spans(l))
 	return run
-}
-
-// writerTarget is the group as the writer is told of it: the sentinels of
-// the boxes other than the master's m. go-redis's FailoverClient keeps
-// asking the sentinel that answered it first, and with faultcheck's
-// timeouts it never drops one that stops answering: it asks it within the
-// master's 300 ms dial timeout, gives up on that context (sentinel.go,
-// MasterAddr) before it gets to drop it, and does so again on every
-// attempt. A writer that happened to pick the master's own sentinel would
-// then not hear of the new master before a cut heals or a powered-off box
-// boots, and the table would measure that luck instead of the group. It
-// still learns the master's sentinel from the others (SENTINEL SENTINELS).
-func (g *group) writerTarget(m *box.Box) faultcheck.Target {
-	t := g.target
-	t.Sentinels = nil
-	for _, bx := range g.boxes {
-		if bx != m {
-			t.Sentinels = append(t.Sentinels, bx.Addr+":26379")
-		}
-	}
-	return t
 }
 
 // electedAt bounds when the sentinels elected a new master in a run: no

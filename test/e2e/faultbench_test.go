@@ -194,26 +194,6 @@ type fault struct {
 	inject func(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box)
 }
 
-// writerTarget is the group as the writer is told of it: the sentinels of
-// the boxes other than the master's m. go-redis's FailoverClient keeps
-// asking the sentinel that answered it first and, with faultcheck's
-// timeouts, never drops one that stops answering (it gives up on the dial's
-// context before it gets to: sentinel.go, MasterAddr). A writer that picked
-// the master's own sentinel would hear of the new master only once a cut
-// heals, and the outage would measure that luck, not the group (seen: 7.9 s
-// for a cut whose sentinels named the new master at 6.7 s). test/bench does
-// the same.
-func (fg *faultGroup) writerTarget(m *box.Box) faultcheck.Target {
-	t := fg.target
-	t.Sentinels = nil
-	for _, bx := range fg.boxes {
-		if bx != m {
-			t.Sentinels = append(t.Sentinels, bx.Addr+":26379")
-		}
-	}
-	return t
-}
-
 // run measures one fault on fg: the writer runs from before it until the
 // group has settled after it; then the checker reads every acknowledged key
 // back. It asserts the guarantee and returns the report.
@@ -224,7 +204,7 @@ func (fg *faultGroup) run(t *testing.T, ctx context.Context, f fault) faultcheck
 		t.Fatalf("before the fault: %v", err)
 	}
 	m, others := fg.box(t, old)
-	w := faultcheck.Start(ctx, fg.writerTarget(m), writeRate)
+	w := faultcheck.Start(ctx, fg.target.WithoutSentinelOn(m.Addr), writeRate)
 	t.Cleanup(func() { w.Stop() })
 	time.Sleep(warmUp)
 	w.MarkFault(f.name)

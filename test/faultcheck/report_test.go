@@ -2,6 +2,7 @@ package faultcheck
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +226,16 @@ func TestReportJSON(t *testing.T) {
 	empty, _ := json.Marshal(Report{})
 	if !strings.Contains(string(empty), `"lost_keys":[]`) {
 		t.Errorf("lost_keys should be [] not null: %s", empty)
+	}
+}
+
+func TestWithoutSentinelOn(t *testing.T) {
+	tg := Target{Sentinels: []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"}}
+	got := tg.WithoutSentinelOn("10.0.0.2").Sentinels
+	if want := []string{"10.0.0.1:26379", "10.0.0.3:26379"}; !slices.Equal(got, want) {
+		t.Errorf("WithoutSentinelOn = %v, want %v", got, want)
+	}
+	if len(tg.Sentinels) != 3 {
+		t.Errorf("the original target changed: %v", tg.Sentinels)
 	}
 }
