@@ -70,7 +70,7 @@ e2e: deps package ## end-to-end tests: the .deb on Debian boxes booting systemd 
 .PHONY: e2e
 
 bench: deps package ## the benchmark: fault table against the tutorial setup, footprint, 3/5/7 boxes (root; ~25 min)
-	RHA_BENCH=1 RHA_BIN=$(abspath $(BIN)) \
+	RHA_BENCH=1 RHA_LOCK_WAIT=30m RHA_BIN=$(abspath $(BIN)) \
 	RHA_DEB=$(abspath $(DIST))/redis-ha-agent_$(PKG_VERSION)_$$(go env GOARCH).deb \
 		go test -v -count=1 -timeout 40m -run '^TestBench$$' ./test/bench/; \
 	rc=$$?; go run ./test/box/cmd/sweep || rc=1; exit $$rc
