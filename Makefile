@@ -12,7 +12,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-deps: ## install what builds and tests need (Debian's redis, Go modules)
+deps: ## install what builds and tests need (Debian's redis, HAProxy, Go modules)
 	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
 		echo "installing redis-server redis-sentinel redis-tools"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -23,6 +23,9 @@ deps: ## install what builds and tests need (Debian's redis, Go modules)
 	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null && command -v nft >/dev/null && \
 		command -v ip >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		debootstrap systemd-container nftables iproute2 >/dev/null; }
+	@# HAProxy for the e2e test of clients behind it (run in the bench's client namespace only).
+	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		haproxy >/dev/null && { systemctl disable --now haproxy 2>/dev/null || true; }; }
 	@go mod download
 
 build: ## static binary in bin/

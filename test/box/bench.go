@@ -296,6 +296,14 @@ func (b *Bench) Client(ctx context.Context, env []string, args ...string) (stdou
 func (b *Bench) Cut(a, c []string) error { return b.Net.Cut(context.Background(), a, c) }
 func (b *Bench) Heal() error             { return b.Net.Heal(context.Background()) }
 
+// Throttle and Unthrottle slow the switch's frames to a member (Net.Throttle).
+func (b *Bench) Throttle(member, rate string) error {
+	return b.Net.Throttle(context.Background(), member, rate)
+}
+func (b *Bench) Unthrottle(member string) error {
+	return b.Net.Unthrottle(context.Background(), member)
+}
+
 func (b *Bench) cleanup() {
 	if b.t.Failed() {
 		b.diagnose()

@@ -109,6 +109,11 @@ func (b *Box) Boot(ctx context.Context) error {
 		"--register=no",
 		"--keep-unit",
 		"--network-namespace-path=" + filepath.Join(netnsDir, b.ns),
+		// nspawn keeps CAP_NET_ADMIN only with --private-network, which a
+		// namespace of our own cannot be combined with; the box's root needs
+		// it as on a real machine (a VIP is an address added with netlink),
+		// and it reaches no further than the box's own namespace.
+		"--capability=CAP_NET_ADMIN",
 		"--console=read-only",
 		"--link-journal=no",
 		"--resolv-conf=off",

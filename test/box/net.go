@@ -108,6 +108,26 @@ func (n *Net) Heal(ctx context.Context) error {
 	return n.inSwitch(ctx, "nft", "flush", "chain", "bridge", nftTable, nftChain)
 }
 
+// Throttle limits the frames the switch sends to member to rate (tc's
+// units: "1mbit"), with a short queue: a slow link, not a cut. Small frames
+// still get through, late.
+func (n *Net) Throttle(ctx context.Context, member, rate string) error {
+	port, _, err := n.portPair(member, member)
+	if err != nil {
+		return err
+	}
+	return n.inSwitch(ctx, "tc", "qdisc", "replace", "dev", port, "root", "tbf", "rate", rate, "burst", "16kb", "latency", "50ms")
+}
+
+// Unthrottle removes member's Throttle.
+func (n *Net) Unthrottle(ctx context.Context, member string) error {
+	port, _, err := n.portPair(member, member)
+	if err != nil {
+		return err
+	}
+	return n.inSwitch(ctx, "tc", "qdisc", "del", "dev", port, "root")
+}
+
 // Rules returns the switch's nftables ruleset, for a failing test's log.
 func (n *Net) Rules(ctx context.Context) string {
 	out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", n.sw, "nft", "list", "table", "bridge", nftTable).CombinedOutput()

@@ -42,13 +42,21 @@ type faultGroup struct {
 // with n1 the master.
 func newFaultGroup(t *testing.T, ctx context.Context) *faultGroup {
 	t.Helper()
+	return newFaultGroupWith(t, ctx, "")
+}
+
+// newFaultGroupWith is newFaultGroup with extra shell lines run in the story
+// just before the agent starts (a drop-in of the user's, say).
+func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGroup {
+	t.Helper()
+	script := strings.Replace(story, "systemctl enable --now", extra+"systemctl enable --now", 1)
 	b := newBench(t)
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {
 		debianRedisRunning(t, ctx, bx)
 	}
 	for _, bx := range boxes {
-		if out, errOut, err := bx.ExecInput(ctx, []byte(story), nil, "sh", "-ex"); err != nil {
+		if out, errOut, err := bx.ExecInput(ctx, []byte(script), nil, "sh", "-ex"); err != nil {
 			t.Fatalf("box %s: the story failed: %v\n%s%s", bx.Name, err, out, errOut)
 		}
 	}

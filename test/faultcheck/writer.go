@@ -52,6 +52,10 @@ type Target struct {
 	// Dialer reaches the group (the box bench dials through a network
 	// namespace); nil is a plain net.Dialer.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Via, when set, is where the Writer sends its writes instead of asking
+	// the sentinels: a proxy (HAProxy checking /primary) or a virtual IP.
+	// Check still asks the sentinels where to read back.
+	Via string
 }
 
 // WithoutSentinelOn returns t told only the sentinels not on host (the
@@ -149,6 +153,24 @@ func Start(ctx context.Context, t Target, rate int) *Writer {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 		log:  WriteLog{RunID: newRunID(), Rate: rate, Started: time.Now()},
+	}
+	if t.Via != "" {
+		w.rdb = redis.NewClient(&redis.Options{
+			Addr:        t.Via,
+			Password:    t.Password,
+			Dialer:      w.tagDialer(t.dialer()),
+			MaxRetries:  -1,
+			DialTimeout: dialTimeout,
+			// As below: one dial per attempt, a short backoff, a pool too
+			// large for go-redis's dial breaker to open.
+			DialerRetries:      1,
+			DialerRetryTimeout: dialBackoff,
+			ReadTimeout:        ioTimeout,
+			WriteTimeout:       ioTimeout,
+			PoolSize:           poolSize,
+		})
+		go w.run(ctx, time.Second/time.Duration(rate))
+		return w
 	}
 	w.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:       t.MasterName,
