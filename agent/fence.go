@@ -3,11 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
-	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
@@ -22,9 +20,20 @@ import (
 // The fence is min-replicas-to-write raised above the number of replicas:
 // writes fail at once with NOREPLICAS (clients see an error, not a hang),
 // reads keep working, and it is lifted with one CONFIG SET.
+//
+// The fence loop asks every sentinel once per round (sentinel.Prober) and
+// reads the answers at the next round, so an idle round costs one wake-up.
+// An answer read at a round proves the sentinel reachable when the previous
+// round asked, so a master that loses sight of the majority just after one
+// round's answers is fenced two rounds later: rounds every fence_after/2
+// (250 ms by default) fence it within fence_after. A sentinel slower than a
+// round counts as unreachable for that round, as before.
 const (
-	fenceProbeEvery   = 250 * time.Millisecond
-	fenceProbeTimeout = 250 * time.Millisecond
+	fenceProbeEvery   = 250 * time.Millisecond // at most; fence_after/2 when shorter
+	fenceProbeTimeout = 250 * time.Millisecond // a round that waits for its answers
+	// A replica's view feeds /primary, /replica and status only; a round a
+	// second is as fresh as the observation beside it.
+	quorumEvery = time.Second
 )
 
 // minReplicas is the min-replicas-to-write of a healthy master: enough
@@ -36,64 +45,121 @@ func minReplicas(cfg *Config) int {
 	return len(cfg.Peers) / 2
 }
 
+// fenceEvery is the master's round period.
+func fenceEvery(cfg *Config) time.Duration {
+	return min(fenceProbeEvery, time.Duration(cfg.Sentinel.FenceAfter)/2)
+}
+
 // fenceLoop watches the majority while this box is master, fences or
 // unfences it, and keeps the VIP where /primary is true. It ends with ctx.
 func (n *node) fenceLoop(ctx context.Context) {
-	probes := map[sentinel.Addr]*redis.SentinelClient{}
+	var probe *sentinel.Prober
 	var vips vipState
 	defer func() {
 		n.releaseVIP(n.config(), &vips)
-		for _, c := range probes {
-			c.Close()
+		if probe != nil {
+			probe.Close()
 		}
 	}()
-	tick := time.NewTicker(fenceProbeEvery)
+	every := fenceEvery(n.config())
+	tick := time.NewTicker(every)
 	defer tick.Stop()
-	lastMajority := time.Now()
+	lastMajority := time.Now() // when a majority was last known reachable
+	wasMaster := false
 	var wrongSince time.Time
-	probesFor := ""
+	probeFor := ""       // the sentinels and password probe was made for
+	var probeCfg *Config // the configuration probeFor was computed from
+	again := false       // go round at once: just fenced
+	var observedAt time.Time
 	for {
-		now := false // a sentinel event: ask the sentinels this round
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-n.refresh:
-			now = true
+		now := again // a sentinel event or a role change: ask and wait for the answers
+		if !again {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			case <-n.refresh:
+				now = true
+			}
 		}
+		again = false
 		cfg := n.config()
 		n.reconcileVIP(ctx, cfg, &vips)
 		master, fenced := n.fenceState()
-		if len(cfg.Peers) < 2 {
-			lastMajority = time.Now()
-			continue
+		// A master asks every round (the fence must be quick); others once a
+		// second. Only a master, or a box with a VIP to keep where /primary
+		// is, needs the loop more often than that.
+		next := quorumEvery
+		if (master && len(cfg.Peers) > 1) || fenced || cfg.VIP.Address != "" {
+			next = fenceEvery(cfg)
 		}
-		// A master asks every tick (the fence must be quick); others once a
-		// second (their view feeds /primary, /replica and status).
-		if !now && !master && !fenced && time.Since(n.quorum().at) < time.Second {
-			lastMajority = time.Now()
-			continue
+		if next != every {
+			every = next
+			tick.Reset(every)
 		}
-		if probesFor != cfg.Password { // a reload changed the password
-			for a, c := range probes {
-				c.Close()
-				delete(probes, a)
+		// This clock drives the periodic observation too: one timer instead
+		// of two, and an idle agent's CPU is mostly its wake-ups.
+		if !now && time.Since(observedAt) >= observeEvery-every/2 {
+			observedAt = time.Now()
+			select {
+			case n.observeTick <- struct{}{}:
+			default: // the main loop is still at the previous one
 			}
-			probesFor = cfg.Password
 		}
-		view := askSentinels(ctx, cfg, probes)
+		if len(cfg.Peers) < 2 {
+			continue
+		}
+		if !now && !master && !fenced && probe != nil && time.Since(probe.Asked()) < quorumEvery-every/2 {
+			continue
+		}
+		if cfg != probeCfg {
+			if key := fmt.Sprint(sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name); probe == nil || key != probeFor {
+				if probe != nil {
+					probe.Close()
+				}
+				probe = sentinel.NewProber(sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
+				probeFor = key
+			}
+			probeCfg = cfg
+		}
+		// A fenced master waits for its answers, so that it unfences the
+		// moment the majority is back rather than a round later.
+		wait := now || fenced
+		if wait {
+			probe.Send(time.Now())
+			wctx, cancel := context.WithTimeout(ctx, fenceProbeTimeout)
+			probe.Wait(wctx)
+			cancel()
+		} else {
+			probe.Collect()
+		}
+		answers, asked := probe.Answers()
+		if !wait {
+			probe.Send(time.Now())
+		}
+		view := quorumOf(cfg, answers, asked)
 		n.setQuorum(view)
 		majority := len(cfg.Peers)/2 + 1
-		if view.reachable >= majority || !master {
+		switch {
+		case !master || !wasMaster:
+			// The fence's clock starts when this box becomes master: the
+			// sentinels (or the start decision) have just made it so.
 			lastMajority = time.Now()
+		case view.reachable >= majority && asked.After(lastMajority):
+			lastMajority = asked
 		}
+		wasMaster = master
+		// Half a round of slack for timer jitter: the next round would be
+		// late, and this one is at most fence_after after the last proof.
+		fenceAt := time.Duration(cfg.Sentinel.FenceAfter) - fenceEvery(cfg)/2
 		switch {
 		case fenced && !master:
 			// Restarted as a replica (restart gate, or Sentinel demoted it):
 			// a replica's redis.conf already carries the normal setting.
 			n.setFenced(false)
-		case !fenced && master && time.Since(lastMajority) >= time.Duration(cfg.Sentinel.FenceAfter):
+		case !fenced && master && time.Since(lastMajority) >= fenceAt:
 			n.fence(ctx, cfg, view.reachable)
+			again = true // a fenced master waits for its answers: start now
 		case fenced && view.reachable >= majority:
 			n.unfence(ctx, cfg)
 		}
@@ -144,31 +210,13 @@ func (n *node) followNamedMaster(ctx context.Context, cfg *Config, q quorumView,
 type quorumView struct {
 	reachable int
 	master    sentinel.Addr // zero when no quorum agrees
-	at        time.Time
+	at        time.Time     // when the sentinels were asked
 }
 
-// askSentinels asks every peer's sentinel (ours included) at once which
-// master it names; connections are kept between rounds.
-func askSentinels(ctx context.Context, cfg *Config, probes map[sentinel.Addr]*redis.SentinelClient) quorumView {
-	addrs := sentinelAddrs(cfg)
-	for _, a := range addrs {
-		if probes[a] == nil {
-			probes[a] = sentinel.NewSentinelClient(a, cfg.Password)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, fenceProbeTimeout)
-	defer cancel()
-	answers := make([]sentinel.Answer, len(addrs))
-	var wg sync.WaitGroup
-	for i, a := range addrs {
-		c := probes[a]
-		wg.Go(func() {
-			m, err := sentinel.MasterAddr(ctx, c, cfg.Cluster.Name)
-			answers[i] = sentinel.Answer{Sentinel: a, Master: m, Err: err}
-		})
-	}
-	wg.Wait()
-	v := quorumView{at: time.Now()}
+// quorumOf counts the sentinels that answered and the master a quorum of
+// them names; at is when they were asked.
+func quorumOf(cfg *Config, answers []sentinel.Answer, at time.Time) quorumView {
+	v := quorumView{at: at}
 	for _, a := range answers {
 		if a.Err == nil || errors.Is(a.Err, sentinel.ErrNoMaster) {
 			v.reachable++

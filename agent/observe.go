@@ -73,6 +73,14 @@ func (n *node) observe(ctx context.Context) snapshot {
 	n.mu.Unlock()
 	if change != nil {
 		n.recordChange(cfg, *change)
+		if change.To == "master" {
+			// The fence loop asks the sentinels once a second on a replica;
+			// a new master's fence clock must start now.
+			select {
+			case n.refresh <- struct{}{}:
+			default:
+			}
+		}
 	}
 	n.notify.setStatus(statusLine(s))
 	return s

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +20,7 @@ import (
 // Timings of the control loop. Probes are cheap (one ROLE, one
 // GET-MASTER-ADDR-BY-NAME on loopback); a second is well inside down_after.
 const (
-	observeEvery  = time.Second
+	observeEvery  = time.Second // driven by the fence loop's clock (fence.go)
 	gateRetry     = 200 * time.Millisecond
 	failoverRetry = time.Second
 	probeTimeout  = time.Second
@@ -52,6 +53,7 @@ type node struct {
 	counts      counters      // events since start, for /metrics
 	hooks       chan Change   // role changes for hooks.on_role_change
 	refresh     chan struct{} // asks the fence loop for a quorum round now
+	observeTick chan struct{} // the fence loop's clock: time for a periodic observation
 	sentStarted chan struct{} // the local sentinel (re)started: tune it
 	vipErr      string        // last VIP problem logged
 	reloadErr   string        // why the last reload was refused; "" after a good one
@@ -73,6 +75,13 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	// The daemon's work is a few small requests a second, so on an idle box
+	// its CPU is wake-ups, and a second P adds a spinning thread to each of
+	// them. One P also stops the runtime re-reading the cgroup CPU limit
+	// every second. GOMAXPROCS in the environment still wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	// SIGHUP's default action would kill the agent; catch it from the start
 	// and act on it once the group is up.
 	hup := make(chan os.Signal, 1)
@@ -80,7 +89,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
 		notify: &notifier{log: logger}, hooks: make(chan Change, 16),
-		refresh: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1)}
+		refresh: make(chan struct{}, 1), observeTick: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1)}
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -206,8 +215,6 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 	defer stopWatch()
 
 	events := n.sentinelEvents(ctx)
-	tick := time.NewTicker(observeEvery)
-	defer tick.Stop()
 	// WATCHDOG=1 comes from this loop only: if the loop hangs, systemd
 	// notices and restarts the agent.
 	var dog <-chan time.Time
@@ -225,7 +232,7 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 			n.notify.watchdog()
 		case err := <-errc:
 			return err
-		case <-tick.C:
+		case <-n.observeTick:
 			n.observe(ctx)
 		case ev, ok := <-events:
 			if !ok {

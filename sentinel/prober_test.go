@@ -1,0 +1,222 @@
+package sentinel
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestParseReply(t *testing.T) {
+	tests := []struct {
+		in   string
+		want any
+		used int // 0: incomplete
+	}{
+		{"+OK\r\n", "OK", 5},
+		{"-ERR No such master with that name\r\n", replyError("ERR No such master with that name"), 36},
+		{":42\r\n", int64(42), 5},
+		{"$-1\r\n", nil, 5},
+		{"*-1\r\n", nil, 5},
+		{"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n", []any{"127.0.0.1", "6379"}, 29},
+		{"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n+OK\r\n", []any{"127.0.0.1", "6379"}, 29},
+		{"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n63", nil, 0},
+		{"$5\r\nab", nil, 0},
+		{"+O", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.in, "\r\n", " "), func(t *testing.T) {
+			v, used, err := parseReply([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if used != tt.used || !equalReply(v, tt.want) {
+				t.Errorf("parseReply = %#v, %d; want %#v, %d", v, used, tt.want, tt.used)
+			}
+		})
+	}
+	if _, _, err := parseReply([]byte("?x\r\n")); err == nil {
+		t.Error("parseReply of an unknown type: no error")
+	}
+}
+
+func equalReply(a, b any) bool {
+	as, ok1 := a.([]any)
+	bs, ok2 := b.([]any)
+	if ok1 != ok2 {
+		return false
+	}
+	if !ok1 {
+		return a == b
+	}
+	if len(as) != len(bs) {
+		return false
+	}
+	for i := range as {
+		if !equalReply(as[i], bs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// fakeSentinel answers AUTH and GET-MASTER-ADDR-BY-NAME like a sentinel
+// that names 10.0.0.1:6379, until frozen: then it reads and never answers.
+type fakeSentinel struct {
+	ln     net.Listener
+	frozen atomic.Bool
+	asked  atomic.Int64
+}
+
+func newFakeSentinel(t *testing.T) *fakeSentinel {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSentinel{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	return f
+}
+
+func (f *fakeSentinel) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		var args []string
+		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+		if err != nil {
+			return
+		}
+		for range n {
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+			a, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			args = append(args, strings.TrimSpace(a))
+		}
+		if f.frozen.Load() {
+			continue
+		}
+		switch {
+		case args[0] == "AUTH" && args[1] == "pw":
+			c.Write([]byte("+OK\r\n"))
+		case args[0] == "AUTH":
+			c.Write([]byte("-WRONGPASS invalid username-password pair\r\n"))
+		case args[2] == "main":
+			f.asked.Add(1)
+			c.Write([]byte("*2\r\n$8\r\n10.0.0.1\r\n$4\r\n6379\r\n"))
+		default:
+			c.Write([]byte("*-1\r\n"))
+		}
+	}
+}
+
+func addrOf(t *testing.T, ln net.Listener) Addr {
+	t.Helper()
+	a, err := ParseAddr(ln.Addr().String(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestProber(t *testing.T) {
+	up, frozen := newFakeSentinel(t), newFakeSentinel(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := addrOf(t, closed)
+	closed.Close()
+	sentinels := []Addr{addrOf(t, up.ln), addrOf(t, frozen.ln), closedAddr}
+	p := NewProber(sentinels, "pw", "main")
+	defer p.Close()
+	master := Addr{Host: "10.0.0.1", Port: 6379}
+
+	// A round that waits: the dials are in flight and are asked as they connect.
+	frozen.frozen.Store(false)
+	p.Send(time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	p.Wait(ctx)
+	cancel()
+	got, _ := p.Answers()
+	if got[0].Err != nil || got[0].Master != master || got[1].Err != nil || got[1].Master != master {
+		t.Fatalf("first round: %+v", got)
+	}
+	if got[2].Err == nil {
+		t.Fatalf("a closed port answered: %+v", got[2])
+	}
+
+	// Rounds that read the previous round's answers without waiting; the
+	// frozen sentinel stops answering.
+	frozen.frozen.Store(true)
+	asked := time.Now()
+	p.Send(asked)
+	time.Sleep(100 * time.Millisecond)
+	p.Collect()
+	got, at := p.Answers()
+	if !at.Equal(asked) {
+		t.Errorf("answers stamped %v, want %v", at, asked)
+	}
+	if got[0].Err != nil || got[0].Master != master {
+		t.Errorf("the live sentinel: %+v", got[0])
+	}
+	if got[1].Err == nil || got[2].Err == nil {
+		t.Errorf("the frozen and the closed sentinels count as answering: %+v", got[1:])
+	}
+
+	// A question not yet answered is not answered by an older answer.
+	p.Send(time.Now())
+	got, _ = p.Answers()
+	if got[0].Err == nil {
+		t.Errorf("answer before the question was answered: %+v", got[0])
+	}
+
+	// After a second without an answer the connection is dropped and dialed
+	// again; once thawed, the sentinel answers on the new one.
+	time.Sleep(probeStale + 100*time.Millisecond)
+	frozen.frozen.Store(false)
+	p.Send(time.Now()) // drops and starts the dial
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	p.Wait(ctx)
+	cancel()
+	got, _ = p.Answers()
+	if got[1].Err != nil || got[1].Master != master {
+		t.Errorf("the thawed sentinel: %+v", got[1])
+	}
+}
+
+func TestProberWrongPassword(t *testing.T) {
+	s := newFakeSentinel(t)
+	p := NewProber([]Addr{addrOf(t, s.ln)}, "nope", "main")
+	defer p.Close()
+	p.Send(time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p.Wait(ctx)
+	got, _ := p.Answers()
+	if got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "WRONGPASS") {
+		t.Errorf("answer with a wrong password: %+v", got[0])
+	}
+}
