@@ -134,7 +134,7 @@ func threeBoxes(t *testing.T, deb string, rep *Report) {
 	threeRow.Kill, threeRow.PowerOff = rep.Faults[0].Ours, rep.Faults[2].Ours
 	rep.Scale = append(rep.Scale, threeRow)
 
-	saveLogs(t, ctx, append(append(nBoxes, tBoxes...), solo))
+	saveLogs(t, ctx, "", append(append(nBoxes, tBoxes...), solo))
 
 	agentPeak, agentOn := peakHWM(ctx, nBoxes, agentUnit)
 	sentPeak, sentOn := peakHWM(ctx, tBoxes, "redis-sentinel.service")
@@ -169,6 +169,7 @@ func scale(t *testing.T, deb string, n int) ScaleRow {
 		return fail(err)
 	}
 	t.Logf("%d boxes booted, installed and settled in %s", n, time.Since(start).Round(100*time.Millisecond))
+	defer saveLogs(t, ctx, fmt.Sprintf("%d-boxes", n), boxes)
 	sleep(ctx, 5*time.Second)
 	m, _ := roleBoxes(g, master)
 	row.AgentRSSMaster, row.AgentRSSReplica = agentRSS(ctx, g, m)
@@ -198,10 +199,10 @@ for f in /var/log/redis/redis-server.log /var/log/redis/redis-sentinel.log; do
 done
 true`
 
-// saveLogs keeps every box's logs in out/logs, for whoever reads a number
-// and wants the story behind it.
-func saveLogs(t *testing.T, ctx context.Context, boxes []*box.Box) {
-	dir := filepath.Join("out", "logs")
+// saveLogs keeps every box's logs in out/logs (or its subdirectory sub),
+// for whoever reads a number and wants the story behind it.
+func saveLogs(t *testing.T, ctx context.Context, sub string, boxes []*box.Box) {
+	dir := filepath.Join("out", "logs", sub)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Log(err)
 		return
