@@ -119,6 +119,12 @@ func lockWait() time.Duration {
 	return 2 * time.Minute
 }
 
+// Locked reports whether this process holds the bench lock, which it takes
+// with its first bench and keeps until it exits. Only such a process can
+// have left boxes behind: without the lock, the boxes seen are another
+// run's, in use.
+func Locked() bool { return processState.lock != nil }
+
 // lockPath is the host-wide bench lock, beside the images it also guards.
 var lockPath = filepath.Join(DefaultCache, "bench.lock")
 

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	// Only a run that booted boxes can have left any: another bench running
 	// on this host at the same time is not this run's leftover.
-	if os.Getenv("RHA_E2E") != "1" {
+	if os.Getenv("RHA_E2E") != "1" || !Locked() {
 		os.Exit(code)
 	}
 	if left := Leftovers(Prefix); len(left) > 0 {

@@ -148,12 +148,8 @@ func newClientPaths(t *testing.T, ctx context.Context) *clientPaths {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, bx := range fg.boxes {
-		_, body, err := cp.get(ctx, bx, "/status")
-		t.Logf("box %s: /status: %s %v", bx.Name, strings.TrimSpace(string(body)), err)
-	}
 	out, _, _ := fg.boxes[2].Exec(ctx, "redis-ha-agent", "status")
-	t.Logf("box %s: redis-ha-agent status:\n%s", fg.boxes[2].Name, out)
+	t.Logf("box %s: redis-ha-agent status, with the VIP column:\n%s", fg.boxes[2].Name, out)
 	cp.startHAProxy(t)
 	if err := eventually(ctx, 30*time.Second, func(ctx context.Context) error {
 		return cp.proxyServes(ctx, "10.88.0.11:6379")
@@ -425,6 +421,10 @@ func (cp *clientPaths) run(t *testing.T, ctx context.Context, p *phase) {
 	}
 	if err := eventually(ctx, 10*time.Second, func(ctx context.Context) error { return cp.vipOn(ctx, cp.boxNamed(master).Name) }); err != nil {
 		t.Errorf("after %s: %v", p.name, err)
+	}
+	// What the user reads: status on one of the boxes.
+	if st, _, err := agentStatus(ctx, others[0]); err != nil || !slices.Equal(st.VIPHolders, []string{master}) {
+		t.Errorf("after %s: status on %s names vip holders %q (%v), want %s", p.name, others[0].Name, st.VIPHolders, err, master)
 	}
 	time.Sleep(coolDown)
 	p.done = time.Now()

@@ -187,13 +187,41 @@ func cut(withClient bool) func(t *testing.T, ctx context.Context, fg *faultGroup
 		if err := fg.b.Cut(side, rest); err != nil {
 			t.Fatal(err)
 		}
+		cutAt := time.Now()
 		defer func() {
 			if err := fg.b.Heal(); err != nil {
 				t.Fatal(err)
 			}
 		}()
-		time.Sleep(partition)
+		// The isolated master has fenced itself after fence_after (500 ms);
+		// `status` on its box must say so.
+		time.Sleep(fenceSeen)
+		if err := statusSaysFenced(ctx, m); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(time.Until(cutAt.Add(partition)))
 	}
+}
+
+// fenceSeen is when, into a cut, the isolated master's fence is looked at.
+const fenceSeen = 3 * time.Second
+
+// statusSaysFenced checks that `redis-ha-agent status --json` on bx lists bx
+// itself as fenced.
+func statusSaysFenced(ctx context.Context, bx *box.Box) error {
+	st, _, err := agentStatus(ctx, bx)
+	if err != nil {
+		return fmt.Errorf("box %s: status: %w", bx.Name, err)
+	}
+	for _, p := range st.Peers {
+		if p.Member == bx.Addr+":6379" {
+			if !p.Fenced {
+				return fmt.Errorf("box %s: isolated master, status says %+v: not fenced", bx.Name, p)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("box %s: status lists no %s:6379", bx.Name, bx.Addr)
 }
 
 // flapping runs twenty failovers in a row under one writer, alternating a

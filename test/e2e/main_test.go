@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	// Only a run that booted boxes can have left any: another bench running
 	// on this host at the same time is not this run's leftover.
-	if os.Getenv("RHA_E2E") != "1" {
+	if os.Getenv("RHA_E2E") != "1" || !box.Locked() {
 		os.Exit(code)
 	}
 	if left := box.Leftovers(box.Prefix); len(left) > 0 {
@@ -203,6 +203,7 @@ type statusJSON struct {
 	Sentinels      int      `json:"sentinels"`
 	Healthy        bool     `json:"healthy"`
 	Problems       []string `json:"problems"`
+	VIPHolders     []string `json:"vip_holders"`
 	Peers          []struct {
 		Member         string `json:"member"`
 		Role           string `json:"role"`
@@ -211,6 +212,7 @@ type statusJSON struct {
 		Link           string `json:"link"`
 		SentinelUp     bool   `json:"sentinel_up"`
 		SentinelMaster string `json:"sentinel_master"`
+		Fenced         bool   `json:"fenced"`
 	} `json:"peers"`
 }
 
