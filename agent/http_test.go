@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,11 +52,14 @@ func TestHTTPEndpoints(t *testing.T) {
 		at     time.Time
 		path   string
 		method string
+		live   string // what the local redis answers to ROLE now ("": nothing listens)
 		want   int
 		inBody string
 	}{
-		{name: "primary on the agreed master", s: master, q: quorumView{master: self, at: now}, path: "/primary", want: 200},
-		{name: "HEAD primary", s: master, q: quorumView{master: self, at: now}, path: "/primary", method: "HEAD", want: 200},
+		{name: "primary on the agreed master", s: master, q: quorumView{master: self, at: now}, live: "master", path: "/primary", want: 200},
+		{name: "HEAD primary", s: master, q: quorumView{master: self, at: now}, live: "master", path: "/primary", method: "HEAD", want: 200},
+		{name: "no primary once demoted, before the next observation", s: master, q: quorumView{master: self, at: now}, live: "slave", path: "/primary", want: 503},
+		{name: "no primary when the local redis does not answer", s: master, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
 		{name: "no primary without quorum agreement", s: master, q: quorumView{at: now}, path: "/primary", want: 503},
 		{name: "no primary when fenced", s: fenced, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
 		{name: "no primary on stale state", s: master, q: quorumView{master: self, at: now}, at: now.Add(-time.Minute), path: "/primary", want: 503},
@@ -77,7 +82,12 @@ func TestHTTPEndpoints(t *testing.T) {
 			if at.IsZero() {
 				at = now
 			}
-			n := &node{log: slog.New(slog.DiscardHandler), cfg: &Config{}, last: tt.s, view: tt.q, lag: tt.lag, lastAt: at}
+			cfg := &Config{Self: Peer{Host: "127.0.0.1", Port: closedPort(t)}}
+			if tt.live != "" {
+				cfg.Self.Port = fakeRole(t, tt.live)
+			}
+			n := &node{log: slog.New(slog.DiscardHandler), cfg: cfg, last: tt.s, view: tt.q, lag: tt.lag, lastAt: at}
+			defer n.closeClients()
 			method := tt.method
 			if method == "" {
 				method = "GET"
@@ -95,6 +105,70 @@ func TestHTTPEndpoints(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeRole serves ROLE on a loopback port as a redis whose role is kind
+// would (and refuses anything else), and returns the port.
+func fakeRole(t *testing.T, kind string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	reply := "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
+	if kind == "slave" {
+		reply = "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n"
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					// A command is an array of bulk strings: *N, then N pairs of $len and data.
+					head, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					n, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
+					var args []string
+					for i := range 2 * n {
+						line, err := r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if i%2 == 1 {
+							args = append(args, strings.TrimSpace(line))
+						}
+					}
+					out := "-ERR unknown command\r\n" // HELLO and the like: an old server, to go-redis
+					if len(args) > 0 && strings.EqualFold(args[0], "ROLE") {
+						out = reply
+					}
+					if _, err := c.Write([]byte(out)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestMetricsFormat checks the exposition format line by line: HELP and TYPE

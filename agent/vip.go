@@ -25,9 +25,15 @@ const (
 
 // vipState is owned by the fence loop's goroutine.
 type vipState struct {
-	announcing sync.WaitGroup
-	misses     int // consecutive rounds in which this box held the VIP but was not primary
+	announcing   sync.WaitGroup
+	misses       int       // consecutive rounds in which this box held the VIP but was not primary
+	primarySince time.Time // since when this box is primary without a break; zero when it is not
 }
+
+// vipHoldOff is how long a new primary waits before taking the VIP: two of
+// the old master's reconcile rounds, the first of which may have begun just
+// before its demotion.
+func vipHoldOff(cfg *Config) time.Duration { return 2 * fenceEvery(cfg) }
 
 // reconcileVIP puts the VIP on this box or takes it off, as /primary says.
 func (n *node) reconcileVIP(ctx context.Context, cfg *Config, st *vipState) {
@@ -41,6 +47,14 @@ func (n *node) reconcileVIP(ctx context.Context, cfg *Config, st *vipState) {
 	}
 	v := n.readView()
 	want := v.isPrimary()
+	demoted := false
+	if want {
+		// As /primary: the observation may be a second behind a switchover.
+		// A local redis too slow to answer is left to the next round.
+		kind, err := n.liveRole(ctx, cfg)
+		demoted = err == nil && kind != "master"
+		want = !demoted
+	}
 	present, err := vip.Present(iface, p)
 	if err != nil {
 		n.vipWarn("vip", err)
@@ -48,12 +62,21 @@ func (n *node) reconcileVIP(ctx context.Context, cfg *Config, st *vipState) {
 	}
 	// One round without a quorum answer (a sentinel slower than the probe
 	// timeout) must not bounce the VIP; a demotion or a fence drops it at once.
-	if present && !want && !v.s.fenced && v.s.role.Kind == "master" && st.misses < 1 {
+	if present && !want && !demoted && !v.s.fenced && v.s.role.Kind == "master" && st.misses < 1 {
 		st.misses++
 		return
 	}
 	st.misses = 0
+	if !want {
+		st.primarySince = time.Time{}
+	} else if st.primarySince.IsZero() {
+		st.primarySince = time.Now()
+	}
 	switch {
+	case want && !present && time.Since(st.primarySince) < vipHoldOff(cfg):
+		// The old master drops the VIP within one of its rounds of being
+		// demoted (liveRole); taking it before that round is over would put
+		// it on two boxes.
 	case want && !present:
 		if _, err := vip.Add(iface, p); err != nil {
 			n.vipWarn("vip", err)
