@@ -27,8 +27,16 @@ import (
 // bench's subnet, not the client's 10.88.0.100) and HAProxy in the client
 // namespace, checking each box's /primary.
 const (
-	vipAddr   = "10.88.0.200"
-	vipConf   = "printf '[vip]\\naddress = \"" + vipAddr + "/24\"\\n' > /etc/redis-ha/conf.d/20-vip.conf\n"
+	vipAddr = "10.88.0.200"
+	vipConf = "printf '[vip]\\naddress = \"" + vipAddr + "/24\"\\n' > /etc/redis-ha/conf.d/20-vip.conf\n"
+	// hookConf installs hooks.on_role_change: a script that logs its
+	// arguments (new role, master host, master port), one line a call, in
+	// the state directory: the unit's sandbox (ProtectSystem=strict,
+	// PrivateTmp) lets a hook write there and in /run/redis-ha only.
+	hookConf = "printf '#!/bin/sh\\necho \"$1 $2:$3\" >> " + hookLog + "\\n' > /usr/local/bin/rha-hook\n" +
+		"chmod 755 /usr/local/bin/rha-hook\n" +
+		"printf '[hooks]\\non_role_change = \"/usr/local/bin/rha-hook\"\\n' > /etc/redis-ha/conf.d/30-hook.conf\n"
+	hookLog   = "/var/lib/redis-ha/hook.log"
 	proxyAddr = "127.0.0.1:6400"
 	httpPort  = "8008"
 	lagBound  = "1MB" // /replica?lag= in the lag check
@@ -127,6 +135,73 @@ func TestClientPaths(t *testing.T) {
 		rows = append(rows, row)
 	}
 	rows = append(rows, vipSamples.check(t), primarySamples.check(t))
+	if err := cp.metricsValid(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := eventually(ctx, 15*time.Second, cp.hooksRan); err != nil {
+		t.Error(err)
+	}
+}
+
+// metricsValid runs promtool check metrics on every running box's /metrics,
+// as it answers after the faults above.
+func (cp *clientPaths) metricsValid(ctx context.Context) error {
+	if _, err := exec.LookPath("promtool"); err != nil {
+		return fmt.Errorf("promtool is not installed (make deps installs it): %w", err)
+	}
+	for _, bx := range cp.boxes {
+		if !bx.Running() {
+			continue
+		}
+		code, body, err := cp.get(ctx, bx, "/metrics")
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("box %s: GET /metrics: %d %v", bx.Name, code, err)
+		}
+		cmd := exec.CommandContext(ctx, "promtool", "check", "metrics")
+		cmd.Stdin = strings.NewReader(string(body))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("box %s: promtool check metrics: %v\n%s", bx.Name, err, out)
+		}
+	}
+	return nil
+}
+
+// hooksRan checks that hooks.on_role_change ran on every box once for each
+// change to master or replica that the box's role history records, in
+// order, with the new role and master.
+func (cp *clientPaths) hooksRan(ctx context.Context) error {
+	for _, bx := range cp.boxes {
+		out, errOut, err := bx.Sh(ctx, "redis-ha-agent history --json")
+		if err != nil {
+			return fmt.Errorf("box %s: history: %v: %s", bx.Name, err, errOut)
+		}
+		var changes []struct{ To, Master string }
+		if err := json.Unmarshal([]byte(out), &changes); err != nil {
+			return fmt.Errorf("box %s: history --json: %w", bx.Name, err)
+		}
+		var want []string
+		for _, c := range changes {
+			// The package starts the agent single-box on 127.0.0.1 before
+			// the story's drop-ins (the hook among them) are written.
+			if strings.HasPrefix(c.Master, "127.0.0.1:") {
+				continue
+			}
+			if (c.To == "master" || c.To == "replica") && c.Master != "" {
+				want = append(want, c.To+" "+c.Master)
+			}
+		}
+		log, _, _ := bx.Sh(ctx, "cat "+hookLog)
+		var ran []string
+		if log = strings.TrimSpace(log); log != "" {
+			ran = strings.Split(log, "\n")
+		}
+		// Every box changed role in the faults above (the first master's
+		// first role was taken single-box, before the hook was set).
+		if len(want) == 0 || !slices.Equal(ran, want) {
+			return fmt.Errorf("box %s: the hook ran %q, the history has %q", bx.Name, ran, want)
+		}
+	}
+	return nil
 }
 
 // clientPaths is the group, HAProxy in front of it, and a way to ask each
@@ -137,7 +212,7 @@ type clientPaths struct {
 }
 
 func newClientPaths(t *testing.T, ctx context.Context) *clientPaths {
-	fg := newFaultGroupWith(t, ctx, vipConf)
+	fg := newFaultGroupWith(t, ctx, vipConf+hookConf)
 	cp := &clientPaths{faultGroup: fg, http: &http.Client{
 		Transport: &http.Transport{DialContext: fg.b.ClientDial, MaxIdleConnsPerHost: 4},
 		Timeout:   300 * time.Millisecond,
