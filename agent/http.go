@@ -111,10 +111,19 @@ func (v view) box() BoxStatus {
 // `status` must say where the VIP is, even when the loop is stuck. A netlink
 // read costs microseconds, within the promise of never waiting on a probe.
 func (v view) vipHeld() *bool {
-	if v.cfg == nil || v.cfg.VIP.Address == "" {
+	if v.cfg == nil {
 		return nil
 	}
-	p, iface, err := vipTarget(v.cfg)
+	return localVIPHeld(v.cfg)
+}
+
+// localVIPHeld says whether vip.address is on this box's interface; nil
+// when no VIP is configured or the kernel cannot tell.
+func localVIPHeld(cfg *Config) *bool {
+	if cfg.VIP.Address == "" {
+		return nil
+	}
+	p, iface, err := vipTarget(cfg)
 	if err != nil {
 		return nil
 	}

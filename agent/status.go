@@ -16,7 +16,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
@@ -306,15 +305,7 @@ func probeVIP(ctx context.Context, cfg *Config, a sentinel.Addr) *bool {
 		return nil
 	}
 	if a == selfAddr(cfg) {
-		p, iface, err := vipTarget(cfg)
-		if err != nil {
-			return nil
-		}
-		held, err := vip.Present(iface, p)
-		if err != nil {
-			return nil
-		}
-		return &held
+		return localVIPHeld(cfg)
 	}
 	held, err := peerVIPHeld(ctx, cfg, a.Host)
 	if err != nil {
