@@ -140,30 +140,18 @@ func electedAt(l *faultcheck.WriteLog, master, old string) time.Time {
 // fault: the story behind a row, for the log.
 func spans(l *faultcheck.WriteLog) string {
 	var b strings.Builder
-	var cur string
-	var n, failed int
-	errs := map[string]int{}
-	var from, to time.Time
 	at := func(tm time.Time) string { return fmt.Sprintf("%+.2fs", tm.Sub(l.FaultAt).Seconds()) }
-	flush := func() {
-		if n > 0 {
-			fmt.Fprintf(&b, "\n    %s: %d acks %s..%s", cur, n, at(from), at(to))
-		}
+	for _, sp := range l.AckSpans() {
+		fmt.Fprintf(&b, "\n    %s: %d acks %s..%s", sp.Server, sp.Acks, at(sp.From), at(sp.To))
 	}
+	failed := 0
+	errs := map[string]int{}
 	for _, r := range l.Records {
 		if !r.Acked {
 			failed++
 			errs[r.Err]++
-			continue
 		}
-		if r.Server != cur {
-			flush()
-			cur, n, from = r.Server, 0, r.End
-		}
-		n++
-		to = r.End
 	}
-	flush()
 	fmt.Fprintf(&b, "\n    %d attempts failed; times relative to the fault", failed)
 	for e, n := range errs {
 		fmt.Fprintf(&b, "\n    %4d× %s", n, e)

@@ -278,14 +278,9 @@ func (fg *faultGroup) assert(t *testing.T, f fault, l *faultcheck.WriteLog, rep 
 // fault, and why attempts failed: the story behind a report row.
 func spans(l *faultcheck.WriteLog) string {
 	var b strings.Builder
-	var cur string
-	var n int
-	var from, to time.Time
 	at := func(tm time.Time) string { return fmt.Sprintf("%+.2fs", tm.Sub(l.FaultAt).Seconds()) }
-	flush := func() {
-		if n > 0 {
-			fmt.Fprintf(&b, "\n    %s: %d acks %s..%s", cur, n, at(from), at(to))
-		}
+	for _, sp := range l.AckSpans() {
+		fmt.Fprintf(&b, "\n    %s: %d acks %s..%s", sp.Server, sp.Acks, at(sp.From), at(sp.To))
 	}
 	type failure struct {
 		n        int
@@ -294,30 +289,23 @@ func spans(l *faultcheck.WriteLog) string {
 	failures := map[string]*failure{}
 	var errs []string
 	for _, r := range l.Records {
-		if !r.Acked {
-			// Addresses and ports vary; the kind of error is what tells.
-			e := r.Err
-			if i := strings.LastIndex(e, ": "); i >= 0 && strings.HasPrefix(e, "dial") {
-				e = "dial …" + e[i:]
-			}
-			f, ok := failures[e]
-			if !ok {
-				f = &failure{from: r.End}
-				failures[e] = f
-				errs = append(errs, e)
-			}
-			f.n++
-			f.to = r.End
+		if r.Acked {
 			continue
 		}
-		if r.Server != cur {
-			flush()
-			cur, n, from = r.Server, 0, r.End
+		// Addresses and ports vary; the kind of error is what tells.
+		e := r.Err
+		if i := strings.LastIndex(e, ": "); i >= 0 && strings.HasPrefix(e, "dial") {
+			e = "dial …" + e[i:]
 		}
-		n++
-		to = r.End
+		f, ok := failures[e]
+		if !ok {
+			f = &failure{from: r.End}
+			failures[e] = f
+			errs = append(errs, e)
+		}
+		f.n++
+		f.to = r.End
 	}
-	flush()
 	for _, e := range errs {
 		f := failures[e]
 		fmt.Fprintf(&b, "\n    failed %d× %s..%s: %.120s", f.n, at(f.from), at(f.to), e)

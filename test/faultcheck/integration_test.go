@@ -272,26 +272,9 @@ func (g *group) verify(l *WriteLog, rep Report) (missing int) {
 // ackSpans summarises which server acknowledged what and when, for the log.
 func ackSpans(l *WriteLog) string {
 	var b bytes.Buffer
-	var cur string
-	var n int
-	var from, to time.Time
-	flush := func() {
-		if n > 0 {
-			fmt.Fprintf(&b, "\n  %s: %d acks, +%.3fs..+%.3fs", cur, n, from.Sub(l.Started).Seconds(), to.Sub(l.Started).Seconds())
-		}
+	for _, sp := range l.AckSpans() {
+		fmt.Fprintf(&b, "\n  %s: %d acks, +%.3fs..+%.3fs", sp.Server, sp.Acks, sp.From.Sub(l.Started).Seconds(), sp.To.Sub(l.Started).Seconds())
 	}
-	for _, r := range l.Records {
-		if !r.Acked {
-			continue
-		}
-		if r.Server != cur {
-			flush()
-			cur, n, from = r.Server, 0, r.End
-		}
-		n++
-		to = r.End
-	}
-	flush()
 	return b.String()
 }
 

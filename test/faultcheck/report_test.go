@@ -239,3 +239,19 @@ func TestWithoutSentinelOn(t *testing.T) {
 		t.Errorf("the original target changed: %v", tg.Sentinels)
 	}
 }
+
+func TestAckSpans(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	l := &WriteLog{Records: []Record{
+		{Acked: true, Server: "a", End: at(1)},
+		{Acked: true, Server: "a", End: at(2)},
+		{Acked: false, Err: "refused", End: at(3)},
+		{Acked: true, Server: "b", End: at(4)},
+		{Acked: true, Server: "a", End: at(5)},
+	}}
+	want := []AckSpan{{"a", 2, at(1), at(2)}, {"b", 1, at(4), at(4)}, {"a", 1, at(5), at(5)}}
+	if got := l.AckSpans(); !slices.Equal(got, want) {
+		t.Errorf("AckSpans = %+v, want %+v", got, want)
+	}
+}

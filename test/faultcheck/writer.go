@@ -127,6 +127,31 @@ func (l *WriteLog) AckedKeys() []string {
 	return keys
 }
 
+// AckSpan is a run of consecutive acknowledged writes by one server.
+type AckSpan struct {
+	Server   string
+	Acks     int
+	From, To time.Time // when the run's first and last acks came
+}
+
+// AckSpans splits the log's acknowledged writes into runs by server, in
+// order: which server acknowledged what, and when, for a log.
+func (l *WriteLog) AckSpans() []AckSpan {
+	var out []AckSpan
+	for _, r := range l.Records {
+		if !r.Acked {
+			continue
+		}
+		if len(out) == 0 || out[len(out)-1].Server != r.Server {
+			out = append(out, AckSpan{Server: r.Server, From: r.End})
+		}
+		s := &out[len(out)-1]
+		s.Acks++
+		s.To = r.End
+	}
+	return out
+}
+
 // Writer sets rha:<run-id>:<seq> through a go-redis FailoverClient, one
 // attempt at a time: a write that blocks longer than the period delays the
 // next rather than piling up behind it.
