@@ -525,18 +525,10 @@ func (cp *clientPaths) powerOff(t *testing.T, ctx context.Context, fg *faultGrou
 	}
 	var master string
 	err := eventually(ctx, time.Minute, func(ctx context.Context) error {
-		var named []string
-		for _, bx := range others {
-			hp, err := fg.sentinels[bx.Name].GetMasterAddrByName(ctx, "main").Result()
-			if err != nil {
-				return fmt.Errorf("sentinel on %s: %v", bx.Name, err)
-			}
-			named = append(named, strings.Join(hp, ":"))
+		var err error
+		if master, err = fg.electedWithout(ctx, m, others); err != nil {
+			return err
 		}
-		if named[0] != named[1] || named[0] == m.Addr+":6379" {
-			return fmt.Errorf("with %s off, sentinels name %v", m.Name, named)
-		}
-		master = named[0]
 		return cp.vipOn(ctx, cp.boxNamed(master).Name)
 	})
 	if err != nil {

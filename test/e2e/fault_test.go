@@ -147,23 +147,12 @@ func switchover(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, o
 // a new master, and boots it again on its disk: settling then takes it
 // rejoining as a replica, with no human step.
 func powerOff(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
-	old := m.Addr + ":6379"
 	if err := m.PowerOff(); err != nil {
 		t.Fatal(err)
 	}
 	err := eventually(ctx, time.Minute, func(ctx context.Context) error {
-		var named []string
-		for _, bx := range others {
-			hp, err := fg.sentinels[bx.Name].GetMasterAddrByName(ctx, "main").Result()
-			if err != nil {
-				return fmt.Errorf("sentinel on %s: %v", bx.Name, err)
-			}
-			named = append(named, strings.Join(hp, ":"))
-		}
-		if named[0] != named[1] || named[0] == old {
-			return fmt.Errorf("with %s off, sentinels name %v", m.Name, named)
-		}
-		return nil
+		_, err := fg.electedWithout(ctx, m, others)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +161,23 @@ func powerOff(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, oth
 	if err := box.BootAll(ctx, m); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// electedWithout returns the master the sentinels of others agree on, if
+// it is not m's redis (m being off or cut away).
+func (fg *faultGroup) electedWithout(ctx context.Context, m *box.Box, others []*box.Box) (string, error) {
+	var named []string
+	for _, bx := range others {
+		hp, err := fg.sentinels[bx.Name].GetMasterAddrByName(ctx, "main").Result()
+		if err != nil {
+			return "", fmt.Errorf("sentinel on %s: %v", bx.Name, err)
+		}
+		named = append(named, strings.Join(hp, ":"))
+	}
+	if named[0] != named[1] || named[0] == m.Addr+":6379" {
+		return "", fmt.Errorf("with %s off, sentinels name %v", m.Name, named)
+	}
+	return named[0], nil
 }
 
 // cut isolates the master from the other two boxes for partition, with the
