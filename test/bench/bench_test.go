@@ -134,21 +134,9 @@ func sh(ctx context.Context, bx *box.Box, script string) (string, error) {
 }
 
 // eventually retries check every 250 ms until it returns nil or timeout
-// passes, and returns its last error.
+// passes (box.Eventually).
 func eventually(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %w", timeout, err)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return box.Eventually(ctx, timeout, 250*time.Millisecond, check)
 }
 
 // inParallel runs f for every item at once and joins the errors.

@@ -176,22 +176,10 @@ func redisCLI(ctx context.Context, bx *box.Box, args ...string) (string, error) 
 	return strings.TrimSpace(out), err
 }
 
-// eventually retries check until it returns nil or timeout passes, and
-// returns its last error.
+// eventually retries check every 500 ms until it returns nil or timeout
+// passes (box.Eventually).
 func eventually(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %w", timeout, err)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	return box.Eventually(ctx, timeout, 500*time.Millisecond, check)
 }
 
 // statusJSON is `redis-ha-agent status --json`, the fields the tests read.
