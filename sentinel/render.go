@@ -186,6 +186,15 @@ func RenderSentinel(c SentinelConf) []byte {
 	}
 	line(&b, "sentinel parallel-syncs", c.Name+" "+strconv.Itoa(max(c.ParallelSyncs, 1)))
 	for _, l := range c.State {
+		// The state was written under an earlier view of the group: a box
+		// that was off through a failover remembers the new master as one
+		// of its replicas. Sentinel would then see that "replica" report
+		// role master and tell it to replicate from itself
+		// (+convert-to-slave): every write refused until the other
+		// sentinels fail over again.
+		if replicaLineOf(l, c.Master) {
+			continue
+		}
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
@@ -200,6 +209,19 @@ func RenderSentinel(c SentinelConf) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// replicaLineOf reports whether l is a known-replica (or known-slave) line
+// naming master.
+func replicaLineOf(l string, master Addr) bool {
+	args, ok := splitArgs(l)
+	if !ok || len(args) != 5 || !strings.EqualFold(args[0], "sentinel") {
+		return false
+	}
+	if kind := strings.ToLower(args[1]); kind != "known-replica" && kind != "known-slave" {
+		return false
+	}
+	return args[3] == master.Host && args[4] == strconv.Itoa(master.Port)
 }
 
 // CheckPassword reports whether pw survives a round trip through Sentinel's

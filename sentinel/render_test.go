@@ -83,12 +83,24 @@ func TestRenderSentinel(t *testing.T) {
 		"sentinel known-sentinel mym 10.0.0.7 26379 1123456789abcdef0123456789abcdef01234567",
 		"sentinel current-epoch 3",
 	}
+	// A box that was master, off through a failover to 10.0.0.6: its state
+	// names the new master as a replica (and itself not at all).
+	rejoin := base
+	rejoin.State = []string{
+		"sentinel config-epoch mym 3",
+		"sentinel known-replica mym 10.0.0.6 6379",
+		"sentinel known-slave mym 10.0.0.6 6379",
+		"sentinel known-replica mym 10.0.0.7 6379",
+		"sentinel current-epoch 3",
+	}
+	rejoin.KnownReplicas = []Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
 	tests := []struct {
 		golden string
 		conf   SentinelConf
 	}{
 		{"sentinel-ip.conf", base},
 		{"sentinel-hostname-state.conf", withState},
+		{"sentinel-rejoin.conf", rejoin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -101,6 +113,11 @@ func TestRenderSentinel(t *testing.T) {
 			}
 			if resolve > monitor {
 				t.Error("resolve-hostnames comes after the monitor line")
+			}
+			for _, l := range strings.Split(string(got), "\n") {
+				if replicaLineOf(l, tt.conf.Master) {
+					t.Errorf("the master %s is rendered as its own replica: %q", tt.conf.Master, l)
+				}
 			}
 			for _, opt := range []string{"auth-pass", "down-after-milliseconds", "failover-timeout", "parallel-syncs", "known-replica", "config-epoch"} {
 				if i := strings.Index(string(got), "sentinel "+opt+" "); i >= 0 && i < monitor {
