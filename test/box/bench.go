@@ -229,6 +229,7 @@ func (b *Bench) AddBox(name, addr string) (*Box, error) {
 		image:   b.image,
 		binds:   append([]Bind(nil), b.opts.Binds...),
 		ns:      b.Net.Namespace(name),
+		net:     b.Net,
 	}
 	b.boxes = append(b.boxes, bx)
 	b.mu.Unlock()

@@ -2,6 +2,7 @@ package box
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -111,6 +112,16 @@ func TestBench(t *testing.T) {
 	}
 	if err := ping("client"); err == nil {
 		t.Error("a answers while off")
+	}
+	// A machine that is off does not refuse connections: nothing answers.
+	dctx, dcancel := context.WithTimeout(ctx, time.Second)
+	c, err := b.ClientDial(dctx, "tcp", a.Addr+":7000")
+	dcancel()
+	if err == nil {
+		c.Close()
+		t.Error("dial to a box that is off succeeded")
+	} else if !errors.Is(err, context.DeadlineExceeded) && !os.IsTimeout(err) {
+		t.Errorf("dial to a box that is off: %v, want silence (a timeout)", err)
 	}
 	if err := BootAll(ctx, a); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,9 @@ type Box struct {
 	image string
 	binds []Bind
 	ns    string
+	// net is the switch the box is plugged into (nil for a box of no
+	// bench): a power-off unplugs it.
+	net *Net
 
 	mu     sync.Mutex
 	nspawn *exec.Cmd
@@ -88,6 +91,11 @@ func (b *Box) Boot(ctx context.Context) error {
 	defer b.mu.Unlock()
 	if b.pid != 0 {
 		return fmt.Errorf("box %s: already running", b.Name)
+	}
+	if b.net != nil {
+		if err := b.net.Plug(ctx, b.Name); err != nil {
+			return fmt.Errorf("box %s: boot: %w", b.Name, err)
+		}
 	}
 	// A box gets a cgroup of its own in every hierarchy (see
 	// cgroupHierarchies); the shell moves itself there before nspawn.
@@ -268,11 +276,22 @@ func ExitCode(err error) int {
 // kept; Boot starts the box again on it. What the box's processes wrote is in
 // the host's page cache and survives, as on a disk with a write cache that
 // honours fsync: a power-off here loses processes, not files.
+//
+// Its port on the switch goes down first, so that its address falls silent
+// as a dead machine's does: the namespace outlives the box, and would
+// otherwise answer every connection with a reset, which tells clients at
+// once what real hardware makes them wait out a timeout for. Boot plugs it
+// in again.
 func (b *Box) PowerOff() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pid == 0 {
 		return fmt.Errorf("box %s: already off", b.Name)
+	}
+	if b.net != nil {
+		if err := b.net.Unplug(context.Background(), b.Name); err != nil {
+			return fmt.Errorf("box %s: power off: %w", b.Name, err)
+		}
 	}
 	syscall.Kill(b.pid, syscall.SIGKILL)
 	select {

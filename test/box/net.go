@@ -108,6 +108,21 @@ func (n *Net) Heal(ctx context.Context) error {
 	return n.inSwitch(ctx, "nft", "flush", "chain", "bridge", nftTable, nftChain)
 }
 
+// Unplug takes member's port on the switch down: frames to and from it are
+// dropped, as with a machine whose power is off. Plug puts it back.
+func (n *Net) Unplug(ctx context.Context, member string) error { return n.setPort(ctx, member, "down") }
+
+// Plug undoes Unplug.
+func (n *Net) Plug(ctx context.Context, member string) error { return n.setPort(ctx, member, "up") }
+
+func (n *Net) setPort(ctx context.Context, member, state string) error {
+	port, _, err := n.portPair(member, member)
+	if err != nil {
+		return err
+	}
+	return n.inSwitch(ctx, "ip", "link", "set", port, state)
+}
+
 // Throttle limits the frames the switch sends to member to rate (tc's
 // units: "1mbit"), with a short queue: a slow link, not a cut. Small frames
 // still get through, late.
