@@ -35,12 +35,19 @@ type Report struct {
 	ConvergeDetail     string
 	Master             string // the master Check read back from
 	Duration           time.Duration
+	// Server is the tuned client's report of the same run (StartTuned), if
+	// one wrote beside the default client: its outage is the server's,
+	// the first write the new master accepted.
+	Server *Report
+	// Failovers is how many failovers the sentinels announced during the
+	// run (a SwitchWatch's Failovers); -1 when nobody counted.
+	Failovers int
 }
 
 // Analyze fills the fields that follow from the log alone; Check adds
 // convergence and loss.
 func Analyze(l *WriteLog) Report {
-	r := Report{Fault: l.Fault, Duration: l.Stopped.Sub(l.Started)}
+	r := Report{Fault: l.Fault, Duration: l.Stopped.Sub(l.Started), Failovers: -1}
 	for _, rec := range l.Records {
 		if rec.Acked {
 			r.Acked++
@@ -135,6 +142,8 @@ type jsonReport struct {
 	ConvergeDetail     string    `json:"converge_detail"`
 	Master             string    `json:"master"`
 	DurationMS         float64   `json:"duration_ms"`
+	Failovers          int       `json:"failovers"`
+	Server             *Report   `json:"server,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -150,7 +159,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		LongestOutageMS: ms(r.LongestOutage), OutageStart: r.OutageStart,
 		DoubleMaster: r.DoubleMaster, DoubleMasterWindow: ms(r.DoubleMasterWindow),
 		Converged: r.Converged, ConvergeDetail: r.ConvergeDetail, Master: r.Master,
-		DurationMS: ms(r.Duration),
+		DurationMS: ms(r.Duration), Failovers: r.Failovers, Server: r.Server,
 	})
 }
 
@@ -163,7 +172,7 @@ func (r Report) JSON() []byte {
 	return b
 }
 
-var tableHeader = []string{"fault", "outage", "acked", "lost", "double master", "converged"}
+var tableHeader = []string{"fault", "client outage", "server outage", "acked", "lost", "failovers", "double master", "converged"}
 
 func (r Report) cells() []string {
 	fault := r.Fault
@@ -178,7 +187,16 @@ func (r Report) cells() []string {
 	if !r.Converged {
 		conv = "no"
 	}
-	return []string{fault, secs(r.LongestOutage), strconv.Itoa(r.Acked), strconv.Itoa(r.Lost), dm, conv}
+	server, lost := "-", strconv.Itoa(r.Lost)
+	if r.Server != nil {
+		server = secs(r.Server.LongestOutage)
+		lost += " / " + strconv.Itoa(r.Server.Lost)
+	}
+	failovers := "-"
+	if r.Failovers >= 0 {
+		failovers = strconv.Itoa(r.Failovers)
+	}
+	return []string{fault, secs(r.LongestOutage), server, strconv.Itoa(r.Acked), lost, failovers, dm, conv}
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }

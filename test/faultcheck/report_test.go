@@ -182,26 +182,53 @@ func TestAnalyze(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	reports := []Report{
-		{Fault: "kill-9 redis", LongestOutage: 1520 * time.Millisecond, Acked: 6021, Lost: 0, Converged: true},
+		{Fault: "kill-9 redis", LongestOutage: 1520 * time.Millisecond, Acked: 6021, Lost: 0, Converged: true,
+			Failovers: 1, Server: &Report{LongestOutage: 220 * time.Millisecond, Lost: 2}},
 		{Fault: "sentinel failover", LongestOutage: 35 * time.Millisecond, Acked: 1800, Lost: 212,
-			DoubleMaster: true, DoubleMasterWindow: 1234 * time.Millisecond, Converged: true},
-		{LongestOutage: 61 * time.Second, Acked: 3, Lost: 12345},
+			DoubleMaster: true, DoubleMasterWindow: 1234 * time.Millisecond, Converged: true, Failovers: 2},
+		{LongestOutage: 61 * time.Second, Acked: 3, Lost: 12345, Failovers: -1},
 	}
 	want := strings.Join([]string{
-		"| fault             | outage | acked | lost  | double master | converged |",
-		"| ----------------- | ------ | ----- | ----- | ------------- | --------- |",
-		"| kill-9 redis      | 1.52s  | 6021  | 0     | no            | yes       |",
-		"| sentinel failover | 0.04s  | 1800  | 212   | yes 1.23s     | yes       |",
-		"| -                 | 61.00s | 3     | 12345 | no            | no        |",
+		"| fault             | client outage | server outage | acked | lost  | failovers | double master | converged |",
+		"| ----------------- | ------------- | ------------- | ----- | ----- | --------- | ------------- | --------- |",
+		"| kill-9 redis      | 1.52s         | 0.22s         | 6021  | 0 / 2 | 1         | no            | yes       |",
+		"| sentinel failover | 0.04s         | -             | 1800  | 212   | 2         | yes 1.23s     | yes       |",
+		"| -                 | 61.00s        | -             | 3     | 12345 | -         | no            | no        |",
 	}, "\n") + "\n"
 	if got := Table(reports); got != want {
 		t.Errorf("Table:\n%s\nwant:\n%s", got, want)
 	}
-	if got, want := reports[0].Row(), "| kill-9 redis | 1.52s | 6021 | 0 | no | yes |"; got != want {
+	if got, want := reports[0].Row(), "| kill-9 redis | 1.52s | 0.22s | 6021 | 0 / 2 | 1 | no | yes |"; got != want {
 		t.Errorf("Row = %q, want %q", got, want)
 	}
-	if got := Table(nil); !strings.HasPrefix(got, "| fault | outage |") || strings.Count(got, "\n") != 2 {
+	if got := Table(nil); !strings.HasPrefix(got, "| fault | client outage |") || strings.Count(got, "\n") != 2 {
 		t.Errorf("empty Table = %q", got)
+	}
+}
+
+func TestFailovers(t *testing.T) {
+	a, b, c := "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
+	sw := func(sec int, sentinel, from, to string) Switch {
+		return Switch{At: t0.Add(time.Duration(sec) * time.Second), Sentinel: sentinel, From: from, To: to}
+	}
+	tests := []struct {
+		name string
+		in   []Switch
+		want int
+	}{
+		{"none", nil, 0},
+		{"one failover, told by every sentinel", []Switch{sw(1, "s2", a, b), sw(1, "s3", a, b), sw(9, "s1", a, b)}, 1},
+		// The bug of issue #10: the rebooted box's sentinel demotes the new
+		// master, the others fail over back to the rebooted box.
+		{"a second failover back", []Switch{sw(1, "s2", a, c), sw(1, "s3", a, c), sw(20, "s2", c, a), sw(20, "s3", c, a)}, 2},
+		{"a chain", []Switch{sw(1, "s1", a, b), sw(5, "s2", b, c), sw(6, "s1", b, c)}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Failovers(tt.in); len(got) != tt.want {
+				t.Errorf("Failovers = %+v, want %d", got, tt.want)
+			}
+		})
 	}
 }
 

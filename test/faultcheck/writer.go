@@ -24,19 +24,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Client timeouts: tight enough that one attempt is one record and a dead
-// master costs at most writeDeadline per attempt.
+// The tuned client's timeouts: tight enough that one attempt is one record
+// and a dead master costs at most writeDeadline per attempt.
 const (
-	dialTimeout   = 300 * time.Millisecond
-	ioTimeout     = 500 * time.Millisecond
+	dialTimeout = 300 * time.Millisecond
+	ioTimeout   = 500 * time.Millisecond
+	// writeDeadline is what the application gives each write, with either
+	// client: a request's budget.
 	writeDeadline = time.Second
-	// The writer holds one connection at a time. go-redis stops dialling after
-	// PoolSize consecutive failed dials and then probes once a second, which
-	// adds up to a second to the measured outage. A refused dial fails at
-	// once, so a writer facing a powered-off master fails 200 a second: at
-	// 1000 the breaker opened after 5 s and every power-off outage came out
-	// at 6.0 or 7.0 s. 100 000 is eight minutes of refusals (the pool
-	// reserves 8 bytes per slot).
+	// The tuned writer holds one connection at a time. go-redis stops
+	// dialling after PoolSize consecutive failed dials and then probes once a
+	// second, which adds up to a second to the measured outage. A refused
+	// dial fails at once, so a writer facing a powered-off master fails 200
+	// a second: at 1000 the breaker opened after 5 s and every power-off
+	// outage came out at 6.0 or 7.0 s. 100 000 is eight minutes of refusals
+	// (the pool reserves 8 bytes per slot).
 	poolSize = 100_000
 	// A refused dial is retried (asking the sentinels again) after this
 	// backoff within one attempt, so it bounds how late the writer notices
@@ -81,11 +83,11 @@ func (t Target) WithoutSentinelOn(host string) Target {
 	return out
 }
 
-func (t Target) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialerOr is the target's dialer, or d's.
+func (t Target) dialerOr(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if t.Dialer != nil {
 		return t.Dialer
 	}
-	d := &net.Dialer{Timeout: dialTimeout}
 	return d.DialContext
 }
 
@@ -103,6 +105,7 @@ type Record struct {
 // WriteLog is everything a Writer did, in order.
 type WriteLog struct {
 	RunID   string    `json:"run_id"`
+	Client  string    `json:"client"` // ClientDefault or ClientTuned
 	Rate    int       `json:"rate"`
 	Started time.Time `json:"started"`
 	Stopped time.Time `json:"stopped"`
@@ -172,32 +175,55 @@ type Writer struct {
 }
 
 // Start begins writing at rate per second (200 if rate ≤ 0) until Stop or
-// until ctx ends.
+// until ctx ends, through a client configured as users configure one: a
+// go-redis FailoverClient told every sentinel of t and nothing else (pool,
+// timeouts, retries and dialling at go-redis's defaults), each write with a
+// deadline of one second, as an application gives a request. What it sees
+// is the outage users see.
+//
+// Through a proxy or a virtual IP (Via) there is no sentinel to configure:
+// Start is StartTuned.
 func Start(ctx context.Context, t Target, rate int) *Writer {
-	if rate <= 0 {
-		rate = 200
+	if t.Via != "" {
+		return StartTuned(ctx, t, rate)
 	}
-	w := &Writer{
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-		log:  WriteLog{RunID: newRunID(), Rate: rate, Started: time.Now()},
-	}
+	w := newWriter(rate, ClientDefault)
+	w.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:       t.MasterName,
+		SentinelAddrs:    t.Sentinels,
+		Password:         t.Password,
+		SentinelPassword: t.Password,
+		// The bench's dialer only picks the network namespace; go-redis
+		// bounds each dial with its own DialTimeout through the context.
+		Dialer: w.tagDialer(t.dialerOr(&net.Dialer{})),
+	})
+	go w.run(ctx, w.period())
+	return w
+}
+
+// StartTuned is Start through a client tuned to see the servers rather than
+// itself: short dial and I/O timeouts, one dial per attempt with a short
+// backoff, no retries (one attempt is one record), a pool too large for
+// go-redis's dial breaker to open. Its outage is the server's: when the new
+// master took its first write. The caller gives it the sentinels it should
+// ask (Target.WithoutSentinelOn), or Via.
+func StartTuned(ctx context.Context, t Target, rate int) *Writer {
+	w := newWriter(rate, ClientTuned)
+	dial := w.tagDialer(t.dialerOr(&net.Dialer{Timeout: dialTimeout}))
 	if t.Via != "" {
 		w.rdb = redis.NewClient(&redis.Options{
-			Addr:        t.Via,
-			Password:    t.Password,
-			Dialer:      w.tagDialer(t.dialer()),
-			MaxRetries:  -1,
-			DialTimeout: dialTimeout,
-			// As below: one dial per attempt, a short backoff, a pool too
-			// large for go-redis's dial breaker to open.
+			Addr:               t.Via,
+			Password:           t.Password,
+			Dialer:             dial,
+			MaxRetries:         -1,
+			DialTimeout:        dialTimeout,
 			DialerRetries:      1,
 			DialerRetryTimeout: dialBackoff,
 			ReadTimeout:        ioTimeout,
 			WriteTimeout:       ioTimeout,
 			PoolSize:           poolSize,
 		})
-		go w.run(ctx, time.Second/time.Duration(rate))
+		go w.run(ctx, w.period())
 		return w
 	}
 	w.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
@@ -205,7 +231,7 @@ func Start(ctx context.Context, t Target, rate int) *Writer {
 		SentinelAddrs:    t.Sentinels,
 		Password:         t.Password,
 		SentinelPassword: t.Password,
-		Dialer:           w.tagDialer(t.dialer()),
+		Dialer:           dial,
 		MaxRetries:       -1,
 		DialTimeout:      dialTimeout,
 		// One dial per attempt: with the default five, a lookup through an
@@ -217,9 +243,28 @@ func Start(ctx context.Context, t Target, rate int) *Writer {
 		WriteTimeout:       ioTimeout,
 		PoolSize:           poolSize,
 	})
-	go w.run(ctx, time.Second/time.Duration(rate))
+	go w.run(ctx, w.period())
 	return w
 }
+
+// The two clients, as a WriteLog names them.
+const (
+	ClientDefault = "default"
+	ClientTuned   = "tuned"
+)
+
+func newWriter(rate int, client string) *Writer {
+	if rate <= 0 {
+		rate = 200
+	}
+	return &Writer{
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		log:  WriteLog{RunID: newRunID(), Client: client, Rate: rate, Started: time.Now()},
+	}
+}
+
+func (w *Writer) period() time.Duration { return time.Second / time.Duration(w.log.Rate) }
 
 // MarkFault records that fault name is being injected now. A later call
 // replaces an earlier one: a log has one fault.
