@@ -222,6 +222,10 @@ func TestFailovers(t *testing.T) {
 		// master, the others fail over back to the rebooted box.
 		{"a second failover back", []Switch{sw(1, "s2", a, c), sw(1, "s3", a, c), sw(20, "s2", c, a), sw(20, "s3", c, a)}, 2},
 		{"a chain", []Switch{sw(1, "s1", a, b), sw(5, "s2", b, c), sw(6, "s1", b, c)}, 2},
+		{"a sentinel catching up from further back", []Switch{sw(1, "s1", a, b), sw(5, "s2", b, c), sw(9, "s3", a, c)}, 2},
+		// Seen with issue #10's bug: the new master, demoted to a replica of
+		// itself, promoted again by a second failover.
+		{"a failover to the same master", []Switch{sw(1, "s2", a, c), sw(1, "s3", a, c), sw(20, "s2", c, c)}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -124,16 +124,19 @@ func (w *SwitchWatch) session(ctx context.Context, sc *redis.SentinelClient, add
 }
 
 // Failovers picks out of switches (in time order, from any sentinels) the
-// ones that moved the master: the first report of each failover. A sentinel
-// that learns of a failover later (from another's hello, once a cut heals
-// or its box is back) reports a switch to the master the others already
-// named: not another failover. Sentinel's hello carries only the latest
-// configuration, so a late sentinel never reports an intermediate one.
+// ones that moved the master: the first report of each failover. A failover
+// starts from the master the group had; a sentinel that learns of one later
+// (from another's hello, once a cut heals or its box is back) reports a
+// switch from the master it remembered instead: not another failover.
+// Sentinel's hello carries only the latest configuration, so a late
+// sentinel never reports an intermediate one. A failover may "move" the
+// master to where it was (seen: a master demoted to a replica of itself was
+// promoted again), which still counts.
 func Failovers(switches []Switch) []Switch {
 	var out []Switch
 	current := ""
 	for _, s := range switches {
-		if s.To == current {
+		if current != "" && s.From != current {
 			continue
 		}
 		out = append(out, s)
