@@ -19,9 +19,16 @@ import (
 // warmUp also bounds what the tutorial loses when its master restarts from
 // its last snapshot: every write of the run before the fault.
 const (
-	warmUp      = 5 * time.Second
-	watch       = 3 * time.Second
-	coolDown    = 2 * time.Second
+	warmUp   = 5 * time.Second
+	watch    = 3 * time.Second
+	coolDown = 2 * time.Second
+	// afterBack: the writers keep going this long after the faulty box is
+	// back (booted, healed, resumed, restarted). A box that comes back must
+	// cause nothing, and what it causes comes seconds after it is back.
+	afterBack = 30 * time.Second
+	// offFor: a powered-off box stays off at least this long, as in the
+	// report of issue #10 (booted again 17 s after the power-off).
+	offFor      = 17 * time.Second
 	settleLimit = 2 * time.Minute
 	checkLimit  = time.Minute
 	partition   = 15 * time.Second
@@ -49,6 +56,10 @@ type fault struct {
 	// elected: the new master comes from an election among the sentinels
 	// (not from SENTINEL FAILOVER), which waits out electionPause.
 	elected bool
+	// failovers: how many the fault needs (PRODUCT.md: one for a dead, cut
+	// or frozen master and a switchover, none for an agent kill); the run
+	// must see exactly that many.
+	failovers int
 	// last: run it after the others on ours, since a failure of it may
 	// leave a box in a state the next faults would inherit.
 	last bool
@@ -61,22 +72,27 @@ var failoverGoal = Goal{Outage: downAfter + time.Second, Lost: 10, Text: "≤ 6 
 // faults is PRODUCT.md's guarantees table, in its order.
 func faults() []fault {
 	return []fault{
-		{name: "master's redis killed (-9)", goal: Goal{2 * time.Second, 10, "≤ 2 s, ≤ 10 lost"}, inject: both(killRedis)},
+		{name: "master's redis killed (-9)", goal: Goal{2 * time.Second, 10, "≤ 2 s, ≤ 10 lost"}, inject: both(killRedis), failovers: 1},
 		{name: "master's agent killed (-9)", goal: Goal{2 * time.Second, 10, "≤ 2 s, ≤ 10 lost"},
-			inject: map[string]inject{ours: killAgent}, last: true},
-		{name: "master box powered off (booted again)", goal: failoverGoal, inject: both(powerOff), elected: true},
-		{name: "master cut off 15 s; client on the majority side", goal: failoverGoal, inject: both(cut(false)), elected: true},
-		{name: "master cut off 15 s; client stuck with the old master", inject: both(cut(true)), elected: true,
+			inject: map[string]inject{ours: killAgent}, last: true, failovers: 0},
+		{name: "master box powered off (booted again)", goal: failoverGoal, inject: both(powerOff), elected: true, failovers: 1},
+		{name: "master cut off 15 s; client on the majority side", goal: failoverGoal, inject: both(cut(false)), elected: true, failovers: 1},
+		{name: "master cut off 15 s; client stuck with the old master", inject: both(cut(true)), elected: true, failovers: 1,
 			goal: Goal{Lost: writeRate, Text: "waits for heal, ≤ 1 s of writes (200)"}},
-		{name: "master's redis frozen (SIGSTOP 20 s)", goal: failoverGoal, inject: both(freezeRedis), elected: true},
-		{name: "planned switchover", goal: Goal{time.Second, 0, "≤ 1 s, 0 lost"},
+		{name: "master's redis frozen (SIGSTOP 20 s)", goal: failoverGoal, inject: both(freezeRedis), elected: true, failovers: 1},
+		{name: "planned switchover", goal: Goal{time.Second, 0, "≤ 1 s, 0 lost"}, failovers: 1,
 			inject: map[string]inject{ours: agentSwitchover, tutorial: sentinelFailover}},
 	}
 }
 
-// run measures one fault on g. It returns the checker's report, or a Run
-// with Err saying why there is none.
-func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, elected bool) *Run {
+// run measures one fault on g: two writers run from warmUp before it until
+// afterBack after it is over and the group has settled — the default
+// client, as users configure it (every sentinel, go-redis's defaults),
+// whose outage is the client outage, and the tuned client, whose outage is
+// the server's — while every sentinel's +switch-master is counted. It
+// returns the default client's report with the tuned one's as its Server,
+// or a Run with Err saying why there is none.
+func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, elected bool, failovers int) *Run {
 	t.Helper()
 	if wait := time.Until(g.lastElection.Add(electionPause)); elected && wait > 0 {
 		t.Logf("%s, %s: waiting %s for the sentinels to be allowed another election", g.setup, name, wait.Round(time.Second))
@@ -91,14 +107,19 @@ func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, el
 	if err != nil {
 		return &Run{Err: err.Error()}
 	}
-	w := faultcheck.Start(ctx, g.target.WithoutSentinelOn(m.Addr), writeRate)
+	sw := faultcheck.WatchSwitches(ctx, g.target)
+	defer sw.Stop()
+	w := faultcheck.Start(ctx, g.target, writeRate)
 	defer w.Stop()
+	tw := faultcheck.StartTuned(ctx, g.target.WithoutSentinelOn(m.Addr), writeRate)
+	defer tw.Stop()
 	sleep(ctx, warmUp)
-	injectErr := f(ctx, g, m, others, func() { w.MarkFault(name) })
+	injectErr := f(ctx, g, m, others, func() { w.MarkFault(name); tw.MarkFault(name) })
+	back := time.Now()
 	sleep(ctx, watch)
 	master, settleErr := g.settled(ctx, "", settleLimit)
-	sleep(ctx, coolDown)
-	l := w.Stop()
+	sleep(ctx, max(coolDown, time.Until(back.Add(afterBack))))
+	l, tl, switches := w.Stop(), tw.Stop(), sw.Stop()
 	if injectErr != nil {
 		return &Run{Err: fmt.Sprintf("%s, %s: %v", g.setup, name, injectErr)}
 	}
@@ -109,7 +130,14 @@ func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, el
 	if err != nil {
 		return &Run{Err: fmt.Sprintf("%s, %s: %v", g.setup, name, err)}
 	}
-	run := &Run{Report: rep}
+	trep, err := faultcheck.Check(ctx, g.target, tl, checkLimit)
+	if err != nil {
+		return &Run{Err: fmt.Sprintf("%s, %s, tuned client: %v", g.setup, name, err)}
+	}
+	rep.Server = &trep
+	fo := faultcheck.Failovers(switches)
+	rep.Failovers = len(fo)
+	run := &Run{Report: rep, FailoversNeeded: failovers}
 	if settleErr != nil {
 		run.Unsettled = settleErr.Error()
 		t.Logf("%s, %s: the group did not settle after the fault: %v", g.setup, name, settleErr)
@@ -117,9 +145,18 @@ func (g *group) run(t *testing.T, ctx context.Context, name string, f inject, el
 	if elected {
 		g.lastElection = electedAt(l, rep.Master, old)
 	}
-	t.Logf("%s: %s (master %s → %s; run took %s)%s", g.setup, rep.Row(), old, master,
-		time.Since(start).Round(time.Second), spans(l))
+	t.Logf("%s: %s (master %s → %s; run took %s)%s%s\n  tuned client:%s", g.setup, rep.Row(), old, master,
+		time.Since(start).Round(time.Second), switchStory(l.FaultAt, switches), spans(l), spans(tl))
 	return run
+}
+
+// switchStory lists what the sentinels announced, relative to the fault.
+func switchStory(faultAt time.Time, switches []faultcheck.Switch) string {
+	var b strings.Builder
+	for _, s := range switches {
+		fmt.Fprintf(&b, "\n    %+.2fs sentinel %s: +switch-master %s → %s", s.At.Sub(faultAt).Seconds(), s.Sentinel, s.From, s.To)
+	}
+	return b.String()
 }
 
 // electedAt bounds when the sentinels elected a new master in a run: no
@@ -191,13 +228,15 @@ func killAgent(ctx context.Context, g *group, m *box.Box, _ []*box.Box, mark fun
 }
 
 // powerOff pulls the master box's plug, waits until the other boxes'
-// sentinels agree on a new master, and boots it again on its disk.
+// sentinels agree on a new master and offFor has passed, and boots it again
+// on its disk.
 func powerOff(ctx context.Context, g *group, m *box.Box, others []*box.Box, mark func()) error {
 	old := m.Addr + ":6379"
 	mark()
 	if err := m.PowerOff(); err != nil {
 		return err
 	}
+	offAt := time.Now()
 	err := eventually(ctx, time.Minute, func(ctx context.Context) error {
 		n, err := g.namedBy(ctx, others)
 		if err == nil && n == old {
@@ -205,7 +244,8 @@ func powerOff(ctx context.Context, g *group, m *box.Box, others []*box.Box, mark
 		}
 		return err
 	})
-	sleep(ctx, coolDown) // the client writes to the new master while the old box is off
+	// The clients write to the new master while the old box is off.
+	sleep(ctx, max(coolDown, time.Until(offAt.Add(offFor))))
 	if berr := box.BootAll(ctx, m); berr != nil {
 		return fmt.Errorf("boot again: %w (and %v)", berr, err)
 	}

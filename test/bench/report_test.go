@@ -12,8 +12,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/report.golden.md")
 
+// fakeRun is a run with one failover, needed, and a tuned client that saw
+// the servers back 200 ms sooner and lost as much.
 func fakeRun(outage time.Duration, lost int, converged bool) *Run {
-	return &Run{Report: faultcheck.Report{LongestOutage: outage, Lost: lost, Acked: 3000, Converged: converged}}
+	return &Run{FailoversNeeded: 1, Report: faultcheck.Report{LongestOutage: outage, Lost: lost, Acked: 3000, Converged: converged,
+		Failovers: 1, Server: &faultcheck.Report{LongestOutage: outage - 200*time.Millisecond, Lost: lost}}}
 }
 
 // TestMarkdown renders a report of every kind of cell: n/a, error, not
@@ -25,6 +28,11 @@ func TestMarkdown(t *testing.T) {
 	off5 := fakeRun(6500*time.Millisecond, 3, true)
 	off5.Fault = off.Fault
 	dm.DoubleMaster, dm.DoubleMasterWindow = true, 9*time.Second
+	// A box that came back and caused a second failover.
+	off.Failovers = 2
+	agentKill := fakeRun(600*time.Millisecond, 0, true)
+	agentKill.Failovers, agentKill.FailoversNeeded = 0, 0
+	agentKill.Unsettled = "box n1: agent activating"
 	r := &Report{
 		Date:    time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC),
 		Runtime: 21*time.Minute + 30*time.Second,
@@ -33,7 +41,7 @@ func TestMarkdown(t *testing.T) {
 			{Fault: "master's redis killed (-9)", Goal: Goal{2 * time.Second, 10, "≤ 2 s, ≤ 10 lost"},
 				Ours: kill, Tutorial: fakeRun(300*time.Millisecond, 1002, true)},
 			{Fault: "master's agent killed (-9)", Goal: Goal{2 * time.Second, 10, "≤ 2 s, ≤ 10 lost"},
-				Ours: &Run{Report: fakeRun(600*time.Millisecond, 0, true).Report, Unsettled: "box n1: agent activating"}},
+				Ours: agentKill},
 			{Fault: "master box powered off (booted again)", Goal: failoverGoal,
 				Ours: off, Tutorial: &Run{Err: "tutorial: boot again: timeout"}},
 			{Fault: "master cut off 15 s; client stuck with the old master", Goal: Goal{Lost: 200, Text: "waits for heal, ≤ 1 s of writes (200)"},
@@ -118,7 +126,14 @@ func TestMet(t *testing.T) {
 		{"within", fakeRun(time.Second, 10, true), g, "yes"},
 		{"slow and lossy", fakeRun(3*time.Second, 11, true), g, "**no**: outage, lost"},
 		{"not converged", fakeRun(time.Second, 0, false), g, "**no**: not converged"},
-		{"not settled", &Run{Report: fakeRun(time.Second, 0, true).Report, Unsettled: "x"}, g, "**no**: not settled"},
+		{"not settled", &Run{Report: fakeRun(time.Second, 0, true).Report, FailoversNeeded: 1, Unsettled: "x"}, g, "**no**: not settled"},
+		{"a second failover", &Run{Report: func() faultcheck.Report { r := fakeRun(time.Second, 0, true).Report; r.Failovers = 2; return r }(),
+			FailoversNeeded: 1}, g, "**no**: 2 failovers"},
+		{"the tuned client lost", &Run{Report: func() faultcheck.Report {
+			r := fakeRun(time.Second, 0, true).Report
+			r.Server = &faultcheck.Report{Lost: 11}
+			return r
+		}(), FailoversNeeded: 1}, g, "**no**: lost"},
 		{"no outage bound", fakeRun(time.Hour, 0, true), Goal{Lost: 200}, "yes"},
 		{"error", &Run{Err: "x"}, g, "not measured"},
 	} {

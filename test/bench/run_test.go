@@ -101,7 +101,7 @@ func threeBoxes(t *testing.T, deb string, rep *Report) {
 		if !ok {
 			return
 		}
-		r := g.run(t, ctx, f.name, in, f.elected)
+		r := g.run(t, ctx, f.name, in, f.elected, f.failovers)
 		if r.Err != "" {
 			t.Error(r.Err)
 			rep.note(t, "not measured: %s", r.Err)
@@ -182,7 +182,7 @@ func scale(t *testing.T, deb string, n int) ScaleRow {
 		{"master's redis killed (-9)", killRedis, false, &row.Kill},
 		{"master box powered off (booted again)", powerOff, true, &row.PowerOff},
 	} {
-		r := g.run(t, ctx, f.name, f.in, f.elected)
+		r := g.run(t, ctx, f.name, f.in, f.elected, 1)
 		if r.Err != "" {
 			t.Error(r.Err)
 		}
