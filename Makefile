@@ -79,6 +79,17 @@ bench: deps package ## the benchmark: fault table against the tutorial setup, fo
 	rc=$$?; go run ./test/box/cmd/sweep || rc=1; exit $$rc
 .PHONY: bench
 
+SOAK_DURATION ?= 20m
+SOAK_FAULTS   ?=
+SOAK_COUNT    ?= 0
+
+soak: deps package ## random faults for SOAK_DURATION under the default client; fails on any violation (root; ~25 min)
+	RHA_SOAK=1 RHA_LOCK_WAIT=30m RHA_SOAK_DURATION=$(SOAK_DURATION) RHA_SOAK_FAULTS='$(SOAK_FAULTS)' RHA_SOAK_COUNT=$(SOAK_COUNT) \
+	RHA_DEB=$(abspath $(DIST))/redis-ha-agent_$(PKG_VERSION)_$$(go env GOARCH).deb \
+		go test -v -count=1 -timeout 120m -run '^TestSoak$$' ./test/bench/; \
+	rc=$$?; go run ./test/box/cmd/sweep || rc=1; exit $$rc
+.PHONY: soak
+
 clean: ## remove build outputs
 	rm -rf bin dist
 

@@ -628,7 +628,7 @@ func unixFloat(s float64) time.Time {
 // clientRow is one client's outage and loss over p's window of its log, with
 // the loss held to p's bound.
 func (cp *clientPaths) clientRow(t *testing.T, ctx context.Context, p phase, l *faultcheck.WriteLog) string {
-	sub := window(l, p.name, p.at, p.from, p.done)
+	sub := l.Window(p.name, p.at, p.from, p.done)
 	rep, err := faultcheck.Check(ctx, cp.target, sub, checkLimit)
 	if err != nil {
 		t.Errorf("%s: %v", p.name, err)

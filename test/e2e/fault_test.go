@@ -308,7 +308,7 @@ func flapping(t *testing.T, ctx context.Context, fg *faultGroup) faultcheck.Repo
 		if i == len(steps)-1 {
 			to = l.Stopped.Add(time.Second)
 		}
-		sub := window(l, s.f.name, s.at, from, to)
+		sub := l.Window(s.f.name, s.at, from, to)
 		from = to
 		rep, err := faultcheck.Check(ctx, fg.target, sub, checkLimit)
 		if err != nil {

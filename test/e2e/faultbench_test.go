@@ -368,18 +368,6 @@ func lostDetail(l *faultcheck.WriteLog, rep faultcheck.Report) string {
 	return b.String()
 }
 
-// window is the part of l whose attempts started in [from, to), as a log of
-// its own with fault name at faultAt: one failover of a run with many.
-func window(l *faultcheck.WriteLog, name string, faultAt, from, to time.Time) *faultcheck.WriteLog {
-	w := &faultcheck.WriteLog{RunID: l.RunID, Rate: l.Rate, Started: from, Stopped: to, Fault: name, FaultAt: faultAt}
-	for _, r := range l.Records {
-		if !r.Start.Before(from) && r.Start.Before(to) {
-			w.Records = append(w.Records, r)
-		}
-	}
-	return w
-}
-
 // results gathers the reports of groups that run in parallel, for one
 // table in PRODUCT.md's order.
 type results struct {

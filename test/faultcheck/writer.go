@@ -130,6 +130,18 @@ func (l *WriteLog) AckedKeys() []string {
 	return keys
 }
 
+// Window is the part of l whose attempts started in [from, to), as a log
+// of its own with fault name at faultAt: one fault of a run with many.
+func (l *WriteLog) Window(name string, faultAt, from, to time.Time) *WriteLog {
+	w := &WriteLog{RunID: l.RunID, Client: l.Client, Rate: l.Rate, Started: from, Stopped: to, Fault: name, FaultAt: faultAt}
+	for _, r := range l.Records {
+		if !r.Start.Before(from) && r.Start.Before(to) {
+			w.Records = append(w.Records, r)
+		}
+	}
+	return w
+}
+
 // AckSpan is a run of consecutive acknowledged writes by one server.
 type AckSpan struct {
 	Server   string
