@@ -1,19 +1,17 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
@@ -82,7 +80,7 @@ func TestHTTPEndpoints(t *testing.T) {
 			if at.IsZero() {
 				at = now
 			}
-			cfg := &Config{Self: Peer{Host: "127.0.0.1", Port: closedPort(t)}}
+			cfg := &Config{Self: Peer{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}}
 			if tt.live != "" {
 				cfg.Self.Port = fakeRole(t, tt.live)
 			}
@@ -111,64 +109,16 @@ func TestHTTPEndpoints(t *testing.T) {
 // would (and refuses anything else), and returns the port.
 func fakeRole(t *testing.T, kind string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	reply := "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
 	if kind == "slave" {
 		reply = "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n"
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					// A command is an array of bulk strings: *N, then N pairs of $len and data.
-					head, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					n, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
-					var args []string
-					for i := range 2 * n {
-						line, err := r.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if i%2 == 1 {
-							args = append(args, strings.TrimSpace(line))
-						}
-					}
-					out := "-ERR unknown command\r\n" // HELLO and the like: an old server, to go-redis
-					if len(args) > 0 && strings.EqualFold(args[0], "ROLE") {
-						out = reply
-					}
-					if _, err := c.Write([]byte(out)); err != nil {
-						return
-					}
-				}
-			}()
+	return testutil.ServeRESP(t, func(args []string) string {
+		if len(args) > 0 && strings.EqualFold(args[0], "ROLE") {
+			return reply
 		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// closedPort is a loopback port nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+		return "-ERR unknown command\r\n" // HELLO and the like: an old server, to go-redis
+	}).Port()
 }
 
 // TestMetricsFormat checks the exposition format line by line: HELP and TYPE
@@ -220,15 +170,7 @@ func TestMetricsPromtool(t *testing.T) {
 // as the user's first drop-in does (single-box on 127.0.0.1, then the box's
 // own address).
 func TestHTTPFollowsReload(t *testing.T) {
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	first, second := free(), free()
+	first, second := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	n := &node{log: slog.New(slog.DiscardHandler), cfg: &Config{HTTPListen: first}, changed: make(chan struct{}), lastAt: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -243,17 +185,9 @@ func TestHTTPFollowsReload(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5s: %s", what)
-			}
-		}
-	}
-	waitFor("the api on "+first, func() bool { return answers(first) })
+	testutil.WaitUntil(t, 5*time.Second, "the api on "+first, func() bool { return answers(first) })
 	n.setConfig(&Config{HTTPListen: second})
-	waitFor("the api moved to "+second, func() bool { return answers(second) && !answers(first) })
+	testutil.WaitUntil(t, 5*time.Second, "the api moved to "+second, func() bool { return answers(second) && !answers(first) })
 	n.setConfig(&Config{HTTPListen: ""})
-	waitFor("the api off", func() bool { return !answers(second) })
+	testutil.WaitUntil(t, 5*time.Second, "the api off", func() bool { return !answers(second) })
 }

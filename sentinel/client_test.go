@@ -1,17 +1,13 @@
 package sentinel
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"reflect"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 func TestParseRole(t *testing.T) {
@@ -49,78 +45,11 @@ func TestParseRole(t *testing.T) {
 }
 
 // fakeRedis serves RESP2 on loopback and answers every command with
-// reply(args). It stands in for states a real server is hard to hold in,
-// such as loading a large dataset.
+// reply(args).
 func fakeRedis(t *testing.T, reply func(args []string) string) Addr {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				r := bufio.NewReader(c)
-				for {
-					args, err := readCommand(r)
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, reply(args)); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	return Addr{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port}
+	return Addr{Host: "127.0.0.1", Port: testutil.ServeRESP(t, reply).Port()}
 }
-
-func readCommand(r *bufio.Reader) ([]string, error) {
-	head, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "*")))
-	if err != nil {
-		return nil, fmt.Errorf("bad header %q", head)
-	}
-	args := make([]string, n)
-	for i := range args {
-		if _, err := r.ReadString('\n'); err != nil { // $len
-			return nil, err
-		}
-		s, err := r.ReadString('\n')
-		if err != nil {
-			return nil, err
-		}
-		args[i] = strings.TrimSuffix(s, "\r\n")
-	}
-	return args, nil
-}
-
-func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
 
 func TestLoading(t *testing.T) {
 	tests := []struct {
@@ -129,11 +58,11 @@ func TestLoading(t *testing.T) {
 		want    bool
 		wantErr bool
 	}{
-		{"loaded", bulk("# Persistence\r\nloading:0\r\nasync_loading:0\r\n"), false, false},
-		{"loading", bulk("# Persistence\r\nloading:1\r\nasync_loading:0\r\n"), true, false},
+		{"loaded", testutil.Bulk("# Persistence\r\nloading:0\r\nasync_loading:0\r\n"), false, false},
+		{"loading", testutil.Bulk("# Persistence\r\nloading:1\r\nasync_loading:0\r\n"), true, false},
 		{"LOADING error", "-LOADING Redis is loading the dataset in memory\r\n", true, false},
 		{"other error", "-ERR something else\r\n", false, true},
-		{"no field", bulk("# Persistence\r\n"), false, true},
+		{"no field", testutil.Bulk("# Persistence\r\n"), false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,12 +86,7 @@ func TestLoading(t *testing.T) {
 
 func TestClientFailsFast(t *testing.T) {
 	// A port nothing listens on: with go-redis's defaults this takes seconds.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := Addr{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port}
-	l.Close()
+	addr := Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}
 	c := NewRedisClient(addr, "pw")
 	defer c.Close()
 	start := time.Now()

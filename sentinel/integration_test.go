@@ -15,22 +15,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 // The integration tests run real redis-server processes on 127.0.0.1, ports
 // 17100-17199. Only tests exec; the package itself never does.
 
 const testPassword = "test-Secret.1"
-
-func needRedis(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: runs redis-server")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH")
-	}
-}
 
 // startServer writes conf into dir and runs redis-server on it (as a sentinel
 // if sentinelMode) until the test ends or stop is called. It returns once the
@@ -72,16 +64,16 @@ func startServer(t *testing.T, dir, file string, conf []byte, sentinelMode bool,
 		stop()
 		if t.Failed() {
 			log, _ := os.ReadFile(logPath)
-			t.Logf("%s (port %d) output:\n%s", file, port, tail(string(log), 30))
+			t.Logf("%s (port %d) output:\n%s", file, port, testutil.Tail(string(log), 30))
 		}
 	})
 	c := redis.NewClient(options(Addr{Host: "127.0.0.1", Port: port}, testPassword))
 	defer c.Close()
-	waitFor(t, 5*time.Second, fmt.Sprintf("%s answers PING", file), func() error {
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%s answers PING", file), func() error {
 		select {
 		case <-done:
 			log, _ := os.ReadFile(logPath)
-			t.Fatalf("%s exited:\n%s", file, tail(string(log), 30))
+			t.Fatalf("%s exited:\n%s", file, testutil.Tail(string(log), 30))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -89,27 +81,6 @@ func startServer(t *testing.T, dir, file string, conf []byte, sentinelMode bool,
 		return c.Ping(ctx).Err()
 	})
 	return stop
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// waitFor polls f until it returns nil, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %v for %s: %v", d, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func local(port int) Addr { return Addr{Host: "127.0.0.1", Port: port} }
@@ -121,7 +92,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestIntegrationFailover(t *testing.T) {
-	needRedis(t)
+	testutil.RequireRedis(t)
 	const name = "mym"
 	master, replica := local(17101), local(17102)
 	sentinels := []Addr{local(17111), local(17112), local(17113)}
@@ -148,7 +119,7 @@ func TestIntegrationFailover(t *testing.T) {
 	defer rc.Close()
 
 	t.Run("ProbeRole", func(t *testing.T) {
-		waitFor(t, 10*time.Second, "replica link up", func() error {
+		testutil.WaitFor(t, 10*time.Second, "replica link up", func() error {
 			r, err := ProbeRole(ctxTimeout(t, time.Second), rc)
 			if err != nil {
 				return err
@@ -158,7 +129,7 @@ func TestIntegrationFailover(t *testing.T) {
 			}
 			return nil
 		})
-		waitFor(t, 5*time.Second, "master lists the replica", func() error {
+		testutil.WaitFor(t, 5*time.Second, "master lists the replica", func() error {
 			r, err := ProbeRole(ctxTimeout(t, time.Second), mc)
 			if err != nil {
 				return err
@@ -231,7 +202,7 @@ func TestIntegrationFailover(t *testing.T) {
 	// Sentinel rewrites its file as it discovers the replica and its peers.
 	t.Run("ReadSentinelState", func(t *testing.T) {
 		for i, p := range paths {
-			waitFor(t, 10*time.Second, "sentinel records its replica and peers", func() error {
+			testutil.WaitFor(t, 10*time.Second, "sentinel records its replica and peers", func() error {
 				st, err := ReadSentinelState(p)
 				if err != nil {
 					return err
@@ -305,12 +276,12 @@ func TestIntegrationFailover(t *testing.T) {
 				return nil
 			}
 		}
-		waitFor(t, 5*time.Second, "the sentinel sees priority 0", sees(0))
+		testutil.WaitFor(t, 5*time.Second, "the sentinel sees priority 0", sees(0))
 		// Back as it was, and seen so: the failover below needs it.
 		if err := rc.ConfigSet(ctxTimeout(t, time.Second), "replica-priority", "100").Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the sentinel sees priority 100", sees(100))
+		testutil.WaitFor(t, 5*time.Second, "the sentinel sees priority 100", sees(100))
 		if _, err := Replicas(ctxTimeout(t, time.Second), scs[0], "nope"); !errors.Is(err, ErrNoMaster) {
 			t.Errorf("Replicas(nope) = %v, want ErrNoMaster", err)
 		}
@@ -361,7 +332,7 @@ func TestIntegrationFailover(t *testing.T) {
 			t.Errorf("+switch-master %q parsed as %+v, want %+v", ev.Payload, ev.Switch, want)
 		}
 
-		waitFor(t, 5*time.Second, "all sentinels name the new master", func() error {
+		testutil.WaitFor(t, 5*time.Second, "all sentinels name the new master", func() error {
 			answers := AskAll(ctxTimeout(t, time.Second), sentinels, testPassword, name)
 			for _, a := range answers {
 				if a.Err != nil || a.Master != replica {
@@ -374,7 +345,7 @@ func TestIntegrationFailover(t *testing.T) {
 		if err != nil || r.Kind != "master" {
 			t.Errorf("promoted replica role %+v, %v", r, err)
 		}
-		waitFor(t, 5*time.Second, "old master demoted", func() error {
+		testutil.WaitFor(t, 5*time.Second, "old master demoted", func() error {
 			r, err := ProbeRole(ctxTimeout(t, time.Second), mc)
 			if err != nil {
 				return err
@@ -404,7 +375,7 @@ func TestIntegrationFailover(t *testing.T) {
 	// its id, the new master and its epoch.
 	t.Run("Rerender", func(t *testing.T) {
 		var st SentinelState
-		waitFor(t, 5*time.Second, "rewritten file names the new master", func() error {
+		testutil.WaitFor(t, 5*time.Second, "rewritten file names the new master", func() error {
 			var err error
 			st, err = ReadSentinelState(paths[2])
 			if err != nil {
@@ -455,7 +426,7 @@ func TestIntegrationFailover(t *testing.T) {
 		stops[2]()
 		// Sentinel stops counting a peer once it is subjectively down,
 		// after down-after-milliseconds.
-		waitFor(t, 5*time.Second, "CKQUORUM to fail", func() error {
+		testutil.WaitFor(t, 5*time.Second, "CKQUORUM to fail", func() error {
 			err := CkQuorum(ctxTimeout(t, time.Second), scs[0], name)
 			if err == nil {
 				return errors.New("still OK")
@@ -471,7 +442,7 @@ func TestIntegrationFailover(t *testing.T) {
 
 // A hostname in the monitor line needs resolve-hostnames, rendered before it.
 func TestIntegrationSentinelHostname(t *testing.T) {
-	needRedis(t)
+	testutil.RequireRedis(t)
 	master := local(17121)
 	startServer(t, t.TempDir(), "redis.conf", RenderRedis(RedisConf{
 		Port: master.Port, Bind: []string{"127.0.0.1"}, Dir: t.TempDir(),
