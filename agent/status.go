@@ -129,7 +129,7 @@ func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
 			ps.SentinelUp = true
 			ps.SentinelMaster = m.String()
 			ps.SentinelSees, _, _ = sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name)
-		} else if err == sentinel.ErrNoMaster {
+		} else if errors.Is(err, sentinel.ErrNoMaster) {
 			ps.SentinelUp = true
 		}
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
@@ -171,5 +173,33 @@ func TestStatusFieldsAgree(t *testing.T) {
 	}
 	if box["fenced"] != true {
 		t.Errorf("/status fenced = %v, want true", box["fenced"])
+	}
+}
+
+// TestProbePeerSentinelWithoutGroup: a live sentinel that does not monitor
+// the group is up, not down (MasterAddr wraps ErrNoMaster).
+func TestProbePeerSentinelWithoutGroup(t *testing.T) {
+	role := testutil.ServeRESP(t, func(args []string) string {
+		if strings.EqualFold(args[0], "ROLE") {
+			return "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n"
+		}
+		return "-ERR unknown command\r\n"
+	})
+	sent := testutil.ServeRESP(t, func(args []string) string {
+		if strings.EqualFold(args[0], "SENTINEL") {
+			return "*-1\r\n" // GET-MASTER-ADDR-BY-NAME of a group it does not know
+		}
+		return "-ERR unknown command\r\n"
+	})
+	cfg := &Config{Peers: []Peer{{Host: "127.0.0.1", Port: role.Port()}}, SentinelPort: sent.Port()}
+	cfg.Redis.Port, cfg.Cluster.Name = role.Port(), "main"
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	ps := probePeer(ctx, cfg, sentinel.Addr{Host: "127.0.0.1", Port: role.Port()})
+	if !ps.SentinelUp || ps.SentinelMaster != "" {
+		t.Errorf("probePeer: sentinel_up %v, sentinel_master %q; want up, no master", ps.SentinelUp, ps.SentinelMaster)
+	}
+	if !ps.Reachable || ps.Role != "replica" {
+		t.Errorf("probePeer: reachable %v, role %q; want a reachable replica", ps.Reachable, ps.Role)
 	}
 }
