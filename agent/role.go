@@ -287,9 +287,28 @@ func (n *node) redisExited(e supervisor.Exit) {
 	n.mu.Unlock()
 	n.recordChange(cfg, c)
 	// Now, not after the restart backoff (which grows when a box keeps
-	// crashing): the master is certainly dead and the group waits for a new one.
+	// crashing): the master is certainly dead and the group waits for a new
+	// one. Asked of the failover worker, so that the restart loop goes on.
 	if wasMaster && len(cfg.Peers) > 1 {
-		n.fastFailover(context.Background(), cfg)
+		select {
+		case n.failover <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+}
+
+// failovers asks for a fast failover each time redisExited says the local
+// master died, until ctx ends. It runs beside the supervisor's restart loop
+// rather than in it: asking three sentinels can take seconds, and shutdown
+// must not wait for it.
+func (n *node) failovers(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.failover:
+			n.fastFailover(ctx, n.config())
+		}
 	}
 }
 

@@ -56,6 +56,7 @@ type node struct {
 	refresh     chan struct{} // asks the fence loop for a quorum round now
 	observeTick chan struct{} // the fence loop's clock: time for a periodic observation
 	sentStarted chan struct{} // the local sentinel (re)started: tune it
+	failover    chan struct{} // the local master's redis died: ask for a failover now
 	vipErr      string        // last VIP problem logged
 	reloadErr   string        // why the last reload was refused; "" after a good one
 	prevOffset  int64         // master offset at the previous observation
@@ -99,7 +100,8 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
 		notify: &notifier{log: logger}, hooks: make(chan Change, 16),
-		refresh: make(chan struct{}, 1), observeTick: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1)}
+		refresh: make(chan struct{}, 1), observeTick: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1),
+		failover: make(chan struct{}, 1)}
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -140,6 +142,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 
 	errc := make(chan error, 2)
 	var children sync.WaitGroup
+	children.Go(func() { n.failovers(ctx) })
 	children.Add(1)
 	go func() {
 		defer children.Done()
@@ -196,7 +199,10 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	n.notify.stopping()
 	logger.Info("stopping: sentinel first, then redis")
 	stopSent()
-	waitChild(n.sentinel)
+	select {
+	case <-n.sentinel.Done():
+	case <-time.After(childStopWait):
+	}
 	stopRedis()
 	children.Wait()
 	logger.Info("stopped")
@@ -204,14 +210,6 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		return nil
 	}
 	return loopErr
-}
-
-// waitChild waits until c has no running process (its Run is stopping it).
-func waitChild(c *supervisor.Child) {
-	deadline := time.Now().Add(childStopWait)
-	for c.Current() != nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // loop follows the group until ctx ends: periodic probes, sentinel events,
