@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
@@ -42,12 +42,12 @@ func check(ctx context.Context, path string, out io.Writer) error {
 
 	ports := []struct {
 		name string
-		addr sentinel.Addr
+		addr wire.Addr
 	}{{"redis.port", selfAddr(cfg)}}
 	if len(cfg.Peers) > 0 {
 		ports = append(ports, struct {
 			name string
-			addr sentinel.Addr
+			addr wire.Addr
 		}{"sentinel.port", localSentinel(cfg)})
 	}
 	for _, p := range ports {
@@ -101,7 +101,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	return nil
 }
 
-func dialOK(ctx context.Context, a sentinel.Addr) bool {
+func dialOK(ctx context.Context, a wire.Addr) bool {
 	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "tcp", a.String())
 	if err != nil {

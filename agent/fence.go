@@ -2,12 +2,11 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // Self-fencing: a master that cannot reach a majority of the sentinels for
@@ -17,9 +16,8 @@ import (
 // acknowledged writes lost this way). fence_after < down_after, so the fence
 // is up before the other side can fail over.
 //
-// The fence is min-replicas-to-write raised above the number of replicas:
-// writes fail at once with NOREPLICAS (clients see an error, not a hang),
-// reads keep working, and it is lifted with one CONFIG SET.
+// The fence itself (sentinel/fence.go) is min-replicas-to-write raised
+// above the number of replicas: writes fail at once with NOREPLICAS.
 //
 // The fence loop asks every sentinel once per round (sentinel.Prober) and
 // reads the answers at the next round, so an idle round costs one wake-up.
@@ -35,15 +33,6 @@ const (
 	// second is as fresh as the observation beside it.
 	quorumEvery = time.Second
 )
-
-// minReplicas is the min-replicas-to-write of a healthy master: enough
-// replicas that, with the master, they are a majority of the group.
-func minReplicas(cfg *Config) int {
-	if len(cfg.Peers) < 2 {
-		return 0
-	}
-	return len(cfg.Peers) / 2
-}
 
 // fenceEvery is the master's round period.
 func fenceEvery(cfg *Config) time.Duration {
@@ -67,9 +56,9 @@ func (n *node) fenceLoop(ctx context.Context) {
 	lastMajority := time.Now() // when a majority was last known reachable
 	wasMaster := false
 	var wrongSince time.Time
-	probeFor := ""       // the sentinels and password probe was made for
-	var probeCfg *Config // the configuration probeFor was computed from
-	again := false       // go round at once: just fenced
+	var probeFor sentinel.Group // the group probe was made for
+	var probeCfg *Config        // the configuration probeFor was computed from
+	again := false              // go round at once: just fenced
 	var observedAt time.Time
 	for {
 		now := again // a sentinel event or a role change: ask and wait for the answers
@@ -113,12 +102,12 @@ func (n *node) fenceLoop(ctx context.Context) {
 			continue
 		}
 		if cfg != probeCfg {
-			if key := fmt.Sprint(sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name); probe == nil || key != probeFor {
+			if g := group(cfg); probe == nil || !g.Equal(probeFor) {
 				if probe != nil {
 					probe.Close()
 				}
-				probe = sentinel.NewProber(sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
-				probeFor = key
+				probe = sentinel.NewProber(g)
+				probeFor = g
 			}
 			probeCfg = cfg
 		}
@@ -198,7 +187,7 @@ func (n *node) followNamedMaster(ctx context.Context, cfg *Config, q quorumView,
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	n.setCause("re-pointed by the agent: was following " + v.s.role.Master.String())
-	if err := n.localRedis(cfg).ReplicaOf(cctx, q.master.Host, strconv.Itoa(q.master.Port)).Err(); err != nil {
+	if err := n.local.Redis().ReplicaOf(cctx, q.master); err != nil {
 		n.log.Warn("re-point replica", "err", err)
 		return
 	}
@@ -209,29 +198,18 @@ func (n *node) followNamedMaster(ctx context.Context, cfg *Config, q quorumView,
 // and which master (if any) a quorum of them names.
 type quorumView struct {
 	reachable int
-	master    sentinel.Addr // zero when no quorum agrees
-	at        time.Time     // when the sentinels were asked
+	master    wire.Addr // zero when no quorum agrees
+	at        time.Time // when the sentinels were asked
 }
 
 // quorumOf counts the sentinels that answered and the master a quorum of
 // them names; at is when they were asked.
-func quorumOf(cfg *Config, answers []sentinel.Answer, at time.Time) quorumView {
-	v := quorumView{at: at}
-	for _, a := range answers {
-		if a.Err == nil || errors.Is(a.Err, sentinel.ErrNoMaster) {
-			v.reachable++
-		}
-	}
-	if m, ok := sentinel.Agreed(answers, sentinelQuorum(cfg)); ok {
+func quorumOf(cfg *Config, answers []wire.Answer, at time.Time) quorumView {
+	v := quorumView{at: at, reachable: ha.Reachable(answers)}
+	if m, ok := ha.Agreed(answers, sentinelQuorum(cfg)); ok {
 		v.master = m
 	}
 	return v
-}
-
-func (n *node) quorum() quorumView {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.view
 }
 
 func (n *node) setQuorum(v quorumView) {
@@ -255,8 +233,7 @@ func (n *node) setFenced(f bool) {
 func (n *node) fence(ctx context.Context, cfg *Config, seen int) {
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	// More replicas than exist: no write can be acknowledged.
-	if err := n.localRedis(cfg).ConfigSet(cctx, "min-replicas-to-write", strconv.Itoa(len(cfg.Peers))).Err(); err != nil {
+	if err := n.local.Redis().Fence(cctx, len(cfg.Peers)); err != nil {
 		n.log.Error("fence: could not refuse writes", "err", err)
 		return
 	}
@@ -272,21 +249,21 @@ func (n *node) fence(ctx context.Context, cfg *Config, seen int) {
 func (n *node) unfence(ctx context.Context, cfg *Config) {
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	answers := sentinel.AskAll(actx, sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
-	named, ok := sentinel.Agreed(answers, sentinelQuorum(cfg))
+	answers := group(cfg).AskAll(actx)
+	named, ok := ha.Agreed(answers, sentinelQuorum(cfg))
 	if !ok {
 		return // no verdict yet: stay fenced
 	}
-	rc := n.localRedis(cfg)
+	rc := n.local.Redis()
 	if self := selfAddr(cfg); named != self {
 		n.setCause("demoted after isolation: the sentinels elected " + named.String())
-		if err := rc.ReplicaOf(actx, named.Host, strconv.Itoa(named.Port)).Err(); err != nil {
+		if err := rc.ReplicaOf(actx, named); err != nil {
 			n.log.Error("unfence: demote", "err", err)
 			return
 		}
 		n.log.Warn("demoted after isolation", "master", named.String())
 	}
-	if err := rc.ConfigSet(actx, "min-replicas-to-write", strconv.Itoa(minReplicas(cfg))).Err(); err != nil {
+	if err := rc.Unfence(actx, len(cfg.Peers)); err != nil {
 		n.log.Error("unfence", "err", err)
 		return
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
@@ -347,25 +346,9 @@ const liveRoleTimeout = 100 * time.Millisecond
 func (n *node) liveRole(ctx context.Context, cfg *Config) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, liveRoleTimeout)
 	defer cancel()
-	r, err := sentinel.ProbeRole(ctx, n.localRedis(cfg))
+	r, err := n.local.Redis().Role(ctx)
 	if err != nil {
 		return "", fmt.Errorf("live role: %w", err)
 	}
 	return r.Kind, nil
-}
-
-// localReplicaLag is how far this replica is behind the master it follows,
-// asked of that master (a replica cannot know the master's offset itself).
-// It is -1, unknown, when the master does not answer: a replica cut off
-// from its master keeps its link "connected" until repl-timeout while it
-// falls behind, and a lag of 0 would vouch for it.
-func (n *node) localReplicaLag(ctx context.Context, cfg *Config, r sentinel.Role) int64 {
-	if r.Kind != "slave" || r.Link != "connected" {
-		return 0
-	}
-	m, err := sentinel.ProbeRole(ctx, n.masterClient(cfg, r.Master))
-	if err != nil || m.Kind != "master" {
-		return -1
-	}
-	return max(m.Offset-r.Offset, 0)
 }

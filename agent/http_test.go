@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 func TestParseBytes(t *testing.T) {
@@ -35,11 +35,11 @@ func TestParseBytes(t *testing.T) {
 // TestHTTPEndpoints drives the handler over a node whose state is set by
 // hand: the endpoints must answer from that state alone.
 func TestHTTPEndpoints(t *testing.T) {
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	other := sentinel.Addr{Host: "10.0.0.12", Port: 6379}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
+	other := wire.Addr{Host: "10.0.0.12", Port: 6379}
 	now := time.Now()
-	master := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master"}, master: self, usable: 3}
-	replica := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "slave", Master: other, Link: "connected"}, master: other, usable: 3}
+	master := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master"}, master: self, usable: 3}
+	replica := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "slave", Master: other, Link: "connected"}, master: other, usable: 3}
 	fenced := master
 	fenced.fenced = true
 	tests := []struct {
@@ -85,7 +85,8 @@ func TestHTTPEndpoints(t *testing.T) {
 				cfg.Self.Port = fakeRole(t, tt.live)
 			}
 			n := &node{log: slog.New(slog.DiscardHandler), cfg: cfg, last: tt.s, view: tt.q, lag: tt.lag, lastAt: at}
-			defer n.closeClients()
+			n.useLocal(cfg)
+			defer n.local.Close()
 			method := tt.method
 			if method == "" {
 				method = "GET"
@@ -153,9 +154,9 @@ func TestMetricsPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed (make deps installs it)")
 	}
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
 	n := &node{cfg: &Config{}, lastAt: time.Now(),
-		last: snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master", Offset: 1234}, master: self, usable: 3},
+		last: snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master", Offset: 1234}, master: self, usable: 3},
 		view: quorumView{master: self, reachable: 3, at: time.Now()}}
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))

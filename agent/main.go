@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/redis/go-redis/v9/logging"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -65,9 +65,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		return ExitUsage
 	}
-	// go-redis logs reconnect noise to stderr on its own; our probes report
-	// their errors themselves.
-	logging.Disable()
+	sentinel.QuietClientLogs()
 
 	var err error
 	switch cmd {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // listenNotify stands in for systemd: a real unixgram socket in NOTIFY_SOCKET.
@@ -79,10 +79,10 @@ func TestNotifierWithoutSystemd(t *testing.T) {
 }
 
 func TestStatusLine(t *testing.T) {
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	other := sentinel.Addr{Host: "10.0.0.12", Port: 6379}
-	master := sentinel.Role{Kind: "master"}
-	replica := sentinel.Role{Kind: "slave", Master: other, Link: "connected"}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
+	other := wire.Addr{Host: "10.0.0.12", Port: 6379}
+	master := wire.Role{Kind: "master"}
+	replica := wire.Role{Kind: "slave", Master: other, Link: "connected"}
 	tests := []struct {
 		name string
 		s    snapshot
@@ -93,7 +93,7 @@ func TestStatusLine(t *testing.T) {
 			"master · 2/2 replicas in sync · sentinels 3/3"},
 		{"replica", snapshot{self: self, redisUp: true, role: replica, master: other, usable: 3, peers: 3},
 			"replica of 10.0.0.12:6379 · link up · sentinels 3/3"},
-		{"replica syncing", snapshot{self: self, redisUp: true, role: sentinel.Role{Kind: "slave", Master: other, Link: "sync"}, master: other, usable: 2, peers: 3},
+		{"replica syncing", snapshot{self: self, redisUp: true, role: wire.Role{Kind: "slave", Master: other, Link: "sync"}, master: other, usable: 2, peers: 3},
 			"replica of 10.0.0.12:6379 · link sync · sentinels 2/3"},
 		{"demoted master not yet reconfigured", snapshot{self: self, redisUp: true, role: master, master: other, usable: 3, peers: 3},
 			"master · 0/2 replicas in sync · sentinels 3/3 · sentinels name 10.0.0.12:6379"},

@@ -6,20 +6,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // snapshot is what one observation saw: the input of STATUS= and of the
 // agent's view of its own role.
 type snapshot struct {
 	single    bool // no peers
-	self      sentinel.Addr
-	redisUp   bool          // ROLE answered
-	role      sentinel.Role // valid when redisUp
-	gated     bool          // the restart gate holds redis down
-	fenced    bool          // refusing writes: no majority in sight
-	master    sentinel.Addr // what the local sentinel names
-	usable    int           // sentinels CKQUORUM counts as reachable
+	self      wire.Addr
+	redisUp   bool      // ROLE answered
+	role      wire.Role // valid when redisUp
+	gated     bool      // the restart gate holds redis down
+	fenced    bool      // refusing writes: no majority in sight
+	master    wire.Addr // what the local sentinel names
+	usable    int       // sentinels CKQUORUM counts as reachable
 	peers     int
 	inSync    int // master: replicas that acknowledged the previous observation's offset
 	reloadErr string
@@ -34,23 +34,23 @@ func (n *node) observe(ctx context.Context) snapshot {
 	defer cancel()
 	s := snapshot{single: len(cfg.Peers) == 0, self: selfAddr(cfg), peers: len(cfg.Peers)}
 	if n.redis.Current() != nil {
-		if r, err := sentinel.ProbeRole(pctx, n.localRedis(cfg)); err == nil {
+		if r, err := n.local.Redis().Role(pctx); err == nil {
 			s.redisUp, s.role = true, r
 		}
 	}
 	if !s.single && n.sentinel.Current() != nil {
-		sc := n.localSentinelClient(cfg)
-		if m, err := sentinel.MasterAddr(pctx, sc, cfg.Cluster.Name); err == nil {
+		sc := n.local.Sentinel()
+		if m, err := sc.MasterAddr(pctx, cfg.Cluster.Name); err == nil {
 			s.master = m
 		}
-		if u, _, err := sentinel.UsableSentinels(pctx, sc, cfg.Cluster.Name); err == nil {
+		if u, _, err := sc.Usable(pctx, cfg.Cluster.Name); err == nil {
 			s.usable = u
 		}
 	}
 
 	var lag int64
 	if s.redisUp && s.role.Kind == "slave" {
-		lag = n.localReplicaLag(pctx, cfg, s.role)
+		lag = n.local.Lag(pctx, s.role)
 	}
 
 	n.mu.Lock()

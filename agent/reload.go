@@ -198,14 +198,14 @@ func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
 		return nil
 	}
 	// The old password still authenticates the connection we have.
-	c := sentinel.NewRedisClient(selfAddr(cur), cur.Password)
+	c := sentinel.NewRedis(selfAddr(cur), cur.Password)
 	defer c.Close()
 	for k, v := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := c.ConfigSet(cctx, k, v).Err()
+		err := c.Set(cctx, k, v)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("config set %s: %w", k, err)
+			return err
 		}
 		n.log.Info("reload: redis setting applied", "key", k)
 	}
@@ -217,7 +217,7 @@ func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
 func (n *node) applySentinel(ctx context.Context, next *Config) error {
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	return sentinel.Set(cctx, n.localSentinelClient(next), next.Cluster.Name,
+	return n.local.Sentinel().Set(cctx, next.Cluster.Name,
 		"down-after-milliseconds", fmt.Sprint(time.Duration(next.Sentinel.DownAfter).Milliseconds()),
 		"failover-timeout", fmt.Sprint(time.Duration(next.Sentinel.FailoverTimeout).Milliseconds()),
 		"quorum", fmt.Sprint(sentinelQuorum(next)),

@@ -5,18 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
 // decision is who should be master, and why we think so.
 type decision struct {
-	master sentinel.Addr
+	master wire.Addr
 	why    string
 }
 
@@ -32,9 +32,9 @@ func (n *node) chooseMaster(ctx context.Context, cfg *Config) decision {
 		return decision{self, "single-box mode"}
 	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
-	answers := sentinel.AskAll(actx, sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
+	answers := group(cfg).AskAll(actx)
 	cancel()
-	if m, votes, ok := mostNamed(answers); ok {
+	if m, votes, ok := ha.MostNamed(ha.Named(answers)); ok {
 		return decision{m, fmt.Sprintf("named by %d/%d sentinels", votes, len(answers))}
 	}
 	st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
@@ -45,31 +45,6 @@ func (n *node) chooseMaster(ctx context.Context, cfg *Config) decision {
 		return decision{*st.Master, "no sentinel reachable; our sentinel's last known master"}
 	}
 	return decision{peerAddr(cfg.Bootstrap), "first start of the group: bootstrap_primary"}
-}
-
-// mostNamed returns the master named by the most sentinels (ties broken by
-// address so every agent breaks them the same way).
-func mostNamed(answers []sentinel.Answer) (sentinel.Addr, int, bool) {
-	votes := map[sentinel.Addr]int{}
-	for _, a := range answers {
-		if a.Err == nil && !a.Master.IsZero() {
-			votes[a.Master]++
-		}
-	}
-	if len(votes) == 0 {
-		return sentinel.Addr{}, 0, false
-	}
-	addrs := make([]sentinel.Addr, 0, len(votes))
-	for a := range votes {
-		addrs = append(addrs, a)
-	}
-	sort.Slice(addrs, func(i, j int) bool {
-		if votes[addrs[i]] != votes[addrs[j]] {
-			return votes[addrs[i]] > votes[addrs[j]]
-		}
-		return addrs[i].String() < addrs[j].String()
-	})
-	return addrs[0], votes[addrs[0]], true
 }
 
 // nextRedis is the restart gate: it returns the spec for the next start of
@@ -104,7 +79,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		}
 	}
 	self := selfAddr(cfg)
-	var replicaOf *sentinel.Addr
+	var replicaOf *wire.Addr
 	var lastTry time.Time
 	var why string
 	for logged := false; ; {
@@ -164,7 +139,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		// With the agent alive, fencing (fence.go) bounds what an isolated
 		// master acknowledges to fence_after; this bounds it to ~10 s even
 		// when the agent is dead or hung.
-		MinReplicas:       minReplicas(cfg),
+		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
 		MinReplicasMaxLag: 10,
 	})
 	uid, gid := n.owner()
@@ -190,15 +165,16 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 // to authorize it. A failover already in progress counts as success.
 func (n *node) fastFailover(ctx context.Context, cfg *Config) {
 	local := localSentinel(cfg)
-	order := []sentinel.Addr{local}
-	for _, s := range sentinelAddrs(cfg) {
+	g := group(cfg)
+	order := []wire.Addr{local}
+	for _, s := range g.Sentinels {
 		if s != local {
 			order = append(order, s)
 		}
 	}
 	for _, s := range order {
 		fctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := n.failoverVia(fctx, cfg, s)
+		err := n.failoverVia(fctx, g, s)
 		cancel()
 		if err == nil {
 			n.log.Info("fast failover requested", "sentinel", s.String())
@@ -208,43 +184,40 @@ func (n *node) fastFailover(ctx context.Context, cfg *Config) {
 	}
 }
 
-func (n *node) failoverVia(ctx context.Context, cfg *Config, s sentinel.Addr) error {
-	sc := sentinel.NewSentinelClient(s, cfg.Password)
+func (n *node) failoverVia(ctx context.Context, g sentinel.Group, s wire.Addr) error {
+	sc := g.Sentinel(s)
 	defer sc.Close()
-	usable, ok, err := sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name)
+	usable, ok, err := sc.Usable(ctx, g.Name)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("only %d usable sentinels: no majority to authorize a failover", usable)
 	}
-	err = sentinel.Failover(ctx, sc, cfg.Cluster.Name)
-	if err != nil && strings.Contains(err.Error(), "INPROG") {
-		return nil
+	if err := sc.Failover(ctx, g.Name); err != nil && !errors.Is(err, sentinel.ErrInProgress) {
+		return err
 	}
-	return err
+	return nil
 }
 
 // shutdownOrphan stops a redis of ours that lost its pid file (a runtime
 // directory removed while it ran): it answers on our port, to our password,
 // with our data directory. SHUTDOWN persists its data like SIGTERM would.
 func (n *node) shutdownOrphan(ctx context.Context, cfg *Config) (found, clean bool) {
-	c := sentinel.NewRedisClient(selfAddr(cfg), cfg.Password)
+	c := sentinel.NewRedis(selfAddr(cfg), cfg.Password)
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	dir, err := c.ConfigGet(cctx, "dir").Result()
-	if err != nil || dir["dir"] != cfg.Node.DataDir {
+	if dir, err := c.Get(cctx, "dir"); err != nil || dir != cfg.Node.DataDir {
 		return false, false
 	}
 	n.log.Warn("found our redis running without a pid file; shutting it down cleanly")
-	// SHUTDOWN's connection drops without a reply when it works.
-	_ = c.Shutdown(cctx).Err()
+	c.Shutdown(cctx)
 	wctx, wcancel := context.WithTimeout(ctx, childStopWait)
 	defer wcancel()
 	for {
 		pctx, pcancel := context.WithTimeout(wctx, probeTimeout)
-		err := c.Ping(pctx).Err()
+		err := c.Ping(pctx)
 		pcancel()
 		if err != nil && wctx.Err() == nil {
 			return true, true
@@ -328,11 +301,10 @@ func (n *node) waitReady(ctx context.Context) error {
 	defer cancel()
 	var extended time.Time
 	for {
-		cfg := n.config()
 		status := "" // extend only for a known, legitimate wait
 		if n.redis.Current() != nil {
 			pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
-			loading, err := sentinel.Loading(pctx, n.localRedis(cfg))
+			loading, err := n.local.Redis().Loading(pctx)
 			pcancel()
 			if err == nil && !loading {
 				n.log.Info("redis is loaded and serving")
@@ -364,7 +336,7 @@ func (n *node) waitSentinel(ctx context.Context) error {
 		}
 		if n.sentinel.Current() != nil {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-			_, err := sentinel.MasterAddr(pctx, n.localSentinelClient(cfg), cfg.Cluster.Name)
+			_, err := n.local.Sentinel().MasterAddr(pctx, cfg.Cluster.Name)
 			cancel()
 			if err == nil {
 				return nil
@@ -460,8 +432,8 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 // their old data while they load (replica-serve-stale-data).
 func parallelSyncs(cfg *Config) int { return max(len(cfg.Peers)-1, 1) }
 
-func peerAddrs(cfg *Config) []sentinel.Addr {
-	out := make([]sentinel.Addr, 0, len(cfg.Peers))
+func peerAddrs(cfg *Config) []wire.Addr {
+	out := make([]wire.Addr, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
 		out = append(out, peerAddr(p))
 	}
@@ -507,5 +479,5 @@ func (n *node) sentinelEvents(ctx context.Context) <-chan sentinel.Event {
 	if len(cfg.Peers) == 0 {
 		return nil
 	}
-	return sentinel.Events(ctx, n.localSentinelClient(cfg))
+	return n.local.Sentinel().Events(ctx)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
@@ -40,10 +41,11 @@ type node struct {
 	env  ConfigEnv
 	cred *syscall.Credential // nil when the agent itself is not root
 
+	local sentinel.Local // this box's redis and sentinel, and the master it follows
+
 	mu          sync.Mutex
 	cfg         *Config
-	master      sentinel.Addr // the master the sentinels (or our own start decision) name
-	clients     localClients
+	master      wire.Addr // the master the sentinels (or our own start decision) name
 	notify      *notifier
 	gated       bool          // the restart gate holds redis down
 	fenced      bool          // this master refuses writes: it sees no majority
@@ -102,6 +104,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		notify: &notifier{log: logger}, hooks: make(chan Change, 16),
 		refresh: make(chan struct{}, 1), observeTick: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1),
 		failover: make(chan struct{}, 1)}
+	n.useLocal(cfg)
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
@@ -121,7 +124,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	sentCtx, stopSent := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRedis()
 	defer stopSent()
-	defer n.closeClients()
+	defer n.local.Close()
 
 	n.redis = &supervisor.Child{
 		Name:    "redis",
@@ -282,11 +285,17 @@ func (n *node) configAndChange() (*Config, <-chan struct{}) {
 
 // setConfig makes next the configuration in force.
 func (n *node) setConfig(next *Config) {
+	n.useLocal(next)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cfg = next
 	close(n.changed)
 	n.changed = make(chan struct{})
+}
+
+// useLocal points the local clients at cfg's redis and sentinel.
+func (n *node) useLocal(cfg *Config) {
+	n.local.Use(selfAddr(cfg), localSentinel(cfg), cfg.Password)
 }
 
 // prepare creates the state and runtime directories and decides which user
@@ -335,26 +344,26 @@ func runningMarker(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, 
 func redisPidFile(cfg *Config) string  { return filepath.Join(cfg.Node.RunDir, "redis.pid") }
 func sentPidFile(cfg *Config) string   { return filepath.Join(cfg.Node.RunDir, "sentinel.pid") }
 
-func selfAddr(cfg *Config) sentinel.Addr { return peerAddr(cfg.Self) }
-func peerAddr(p Peer) sentinel.Addr      { return sentinel.Addr{Host: p.Host, Port: p.Port} }
+func selfAddr(cfg *Config) wire.Addr { return peerAddr(cfg.Self) }
+func peerAddr(p Peer) wire.Addr      { return wire.Addr{Host: p.Host, Port: p.Port} }
 
 // sentinelOf is the sentinel beside a peer's redis. Every box keeps the same
 // distance between its redis and sentinel ports as this one (6379 → 26379 by
 // default), which also lets a test group share one host's loopback.
-func sentinelOf(cfg *Config, redisAddr sentinel.Addr) sentinel.Addr {
-	return sentinel.Addr{Host: redisAddr.Host, Port: redisAddr.Port + cfg.SentinelPort - cfg.Redis.Port}
+func sentinelOf(cfg *Config, redisAddr wire.Addr) wire.Addr {
+	return wire.Addr{Host: redisAddr.Host, Port: redisAddr.Port + cfg.SentinelPort - cfg.Redis.Port}
 }
 
-// sentinelAddrs lists every peer's sentinel.
-func sentinelAddrs(cfg *Config) []sentinel.Addr {
-	out := peerAddrs(cfg)
-	for i, a := range out {
-		out[i] = sentinelOf(cfg, a)
+// group is how to reach every peer's sentinel.
+func group(cfg *Config) sentinel.Group {
+	g := sentinel.Group{Name: cfg.Cluster.Name, Password: cfg.Password, Sentinels: peerAddrs(cfg)}
+	for i, a := range g.Sentinels {
+		g.Sentinels[i] = sentinelOf(cfg, a)
 	}
-	return out
+	return g
 }
 
-func localSentinel(cfg *Config) sentinel.Addr { return sentinelOf(cfg, selfAddr(cfg)) }
+func localSentinel(cfg *Config) wire.Addr { return sentinelOf(cfg, selfAddr(cfg)) }
 
 func bindAddrs(cfg *Config) []string {
 	if cfg.Self.Host == "127.0.0.1" || cfg.Self.Host == "localhost" {

@@ -11,27 +11,8 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
-
-func TestRefusesAll(t *testing.T) {
-	tests := []struct {
-		min, peers int
-		want       bool
-	}{
-		{0, 0, false}, // single box: no fence
-		{1, 3, false}, // the generated majority bound
-		{2, 3, false}, // both replicas required: strict, not fenced
-		{3, 3, true},  // the fence: more replicas than exist
-		{5, 5, true},
-		{2, 5, false},
-	}
-	for _, tt := range tests {
-		if got := refusesAll(tt.min, tt.peers); got != tt.want {
-			t.Errorf("refusesAll(%d, %d) = %v, want %v", tt.min, tt.peers, got, tt.want)
-		}
-	}
-}
 
 // threePeers is a healthy group of three with 10.0.0.11 the master; each
 // test case changes what it needs.
@@ -145,8 +126,8 @@ func TestPrintStatusColumns(t *testing.T) {
 // TestStatusFieldsAgree: /status carries every field of a `status --json`
 // peer under the same names (PRODUCT.md), fenced and vip_held included.
 func TestStatusFieldsAgree(t *testing.T) {
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	s := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master"}, master: self, usable: 3, fenced: true}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
+	s := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master"}, master: self, usable: 3, fenced: true}
 	n := &node{cfg: &Config{}, last: s, lastAt: time.Now()}
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
@@ -195,7 +176,7 @@ func TestProbePeerSentinelWithoutGroup(t *testing.T) {
 	cfg.Redis.Port, cfg.Cluster.Name = role.Port(), "main"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	ps := probePeer(ctx, cfg, sentinel.Addr{Host: "127.0.0.1", Port: role.Port()})
+	ps := probePeer(ctx, cfg, wire.Addr{Host: "127.0.0.1", Port: role.Port()})
 	if !ps.SentinelUp || ps.SentinelMaster != "" {
 		t.Errorf("probePeer: sentinel_up %v, sentinel_master %q; want up, no master", ps.SentinelUp, ps.SentinelMaster)
 	}

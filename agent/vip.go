@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -152,7 +151,7 @@ func (n *node) rebind(ctx context.Context, cfg *Config, vipAddr string) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	if err := n.localRedis(cfg).ConfigSet(cctx, "bind", strings.Join(addrs, " ")).Err(); err != nil {
+	if err := n.local.Redis().Rebind(cctx, addrs); err != nil {
 		n.log.Warn("vip: rebind redis", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 func TestParseReply(t *testing.T) {
@@ -66,7 +67,7 @@ func equalReply(a, b any) bool {
 // fakeSentinel answers AUTH and GET-MASTER-ADDR-BY-NAME like a sentinel
 // that names 10.0.0.1:6379, until frozen: then it reads and never answers.
 type fakeSentinel struct {
-	addr   Addr
+	addr   wire.Addr
 	frozen atomic.Bool
 	asked  atomic.Int64
 }
@@ -88,17 +89,17 @@ func newFakeSentinel(t *testing.T) *fakeSentinel {
 		}
 		return "*-1\r\n"
 	})
-	f.addr = Addr{Host: "127.0.0.1", Port: srv.Port()}
+	f.addr = wire.Addr{Host: "127.0.0.1", Port: srv.Port()}
 	return f
 }
 
 func TestProber(t *testing.T) {
 	up, frozen := newFakeSentinel(t), newFakeSentinel(t)
-	closedAddr := Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}
-	sentinels := []Addr{up.addr, frozen.addr, closedAddr}
-	p := NewProber(sentinels, "pw", "main")
+	closedAddr := wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}
+	sentinels := []wire.Addr{up.addr, frozen.addr, closedAddr}
+	p := NewProber(Group{Name: "main", Password: "pw", Sentinels: sentinels})
 	defer p.Close()
-	master := Addr{Host: "10.0.0.1", Port: 6379}
+	master := wire.Addr{Host: "10.0.0.1", Port: 6379}
 
 	// A round that waits: the dials are in flight and are asked as they connect.
 	frozen.frozen.Store(false)
@@ -155,7 +156,7 @@ func TestProber(t *testing.T) {
 
 func TestProberWrongPassword(t *testing.T) {
 	s := newFakeSentinel(t)
-	p := NewProber([]Addr{s.addr}, "nope", "main")
+	p := NewProber(Group{Name: "main", Password: "nope", Sentinels: []wire.Addr{s.addr}})
 	defer p.Close()
 	p.Send(time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

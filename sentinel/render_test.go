@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -38,7 +40,7 @@ func TestRenderRedis(t *testing.T) {
 	}{
 		{"redis-master-aof.conf", RedisConf{
 			Port: 6379, Bind: []string{"127.0.0.1", "10.0.0.5"},
-			Announce: Addr{Host: "10.0.0.5", Port: 6379},
+			Announce: wire.Addr{Host: "10.0.0.5", Port: 6379},
 			Dir:      "/var/lib/redis-ha", Password: `pa"ss\word`,
 			Persistence: "aof", Priority: 100,
 			Settings: map[string]string{
@@ -51,7 +53,7 @@ func TestRenderRedis(t *testing.T) {
 		}},
 		{"redis-replica-rdb.conf", RedisConf{
 			Port: 6380, Bind: []string{"0.0.0.0"}, Dir: "/data", Password: "secret",
-			Persistence: "rdb", Priority: 0, ReplicaOf: &Addr{Host: "10.0.0.6", Port: 6379},
+			Persistence: "rdb", Priority: 0, ReplicaOf: &wire.Addr{Host: "10.0.0.6", Port: 6379},
 		}},
 		{"redis-none.conf", RedisConf{Port: 6379, Dir: "/data", Persistence: "none", Priority: 100}},
 	}
@@ -69,13 +71,13 @@ func TestRenderRedis(t *testing.T) {
 func TestRenderSentinel(t *testing.T) {
 	base := SentinelConf{
 		Name: "mym", Port: 26379, Bind: []string{"127.0.0.1", "10.0.0.5"},
-		Announce: Addr{Host: "10.0.0.5", Port: 26379}, Dir: "/var/lib/redis-ha/sentinel",
-		Master: Addr{Host: "10.0.0.6", Port: 6379}, Quorum: 2,
+		Announce: wire.Addr{Host: "10.0.0.5", Port: 26379}, Dir: "/var/lib/redis-ha/sentinel",
+		Master: wire.Addr{Host: "10.0.0.6", Port: 6379}, Quorum: 2,
 		DownAfter: 5 * time.Second, FailoverTimeout: time.Minute,
 		Password: "s3cret", MyID: "0123456789abcdef0123456789abcdef01234567",
 	}
 	withState := base
-	withState.Master = Addr{Host: "redis-b.example", Port: 6379}
+	withState.Master = wire.Addr{Host: "redis-b.example", Port: 6379}
 	withState.State = []string{
 		"sentinel config-epoch mym 3",
 		"sentinel leader-epoch mym 3",
@@ -93,7 +95,7 @@ func TestRenderSentinel(t *testing.T) {
 		"sentinel known-replica mym 10.0.0.7 6379",
 		"sentinel current-epoch 3",
 	}
-	rejoin.KnownReplicas = []Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
+	rejoin.KnownReplicas = []wire.Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
 	tests := []struct {
 		golden string
 		conf   SentinelConf
