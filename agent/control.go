@@ -13,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
 // The control socket lets the CLI ask the running agent to act (switchover).
 // It is a Unix socket in the runtime directory, mode 0600: only root, the
 // agent's own user, can drive the agent.
-func controlPath(cfg *Config) string { return filepath.Join(cfg.Node.RunDir, "agent.sock") }
+func controlPath(cfg *config.Config) string { return filepath.Join(cfg.Node.RunDir, "agent.sock") }
 
 type controlReply struct {
 	Result  *SwitchoverResult `json:"result,omitempty"`
@@ -28,7 +30,7 @@ type controlReply struct {
 
 // serveControl serves the control socket until ctx ends; it returns once the
 // server has stopped.
-func (n *node) serveControl(ctx context.Context, cfg *Config, log *slog.Logger) {
+func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.Logger) {
 	path := controlPath(cfg)
 	_ = os.Remove(path) // a socket left by a killed agent
 	l, err := net.Listen("unix", path)
@@ -69,7 +71,7 @@ func (n *node) serveControl(ctx context.Context, cfg *Config, log *slog.Logger) 
 // switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the
 // local agent, which drives the whole group.
 func switchoverCmd(ctx context.Context, path, to string, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}

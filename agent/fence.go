@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
@@ -35,7 +36,7 @@ const (
 )
 
 // fenceEvery is the master's round period.
-func fenceEvery(cfg *Config) time.Duration {
+func fenceEvery(cfg *config.Config) time.Duration {
 	return min(fenceProbeEvery, time.Duration(cfg.Sentinel.FenceAfter)/2)
 }
 
@@ -57,7 +58,7 @@ func (n *node) fenceLoop(ctx context.Context) {
 	wasMaster := false
 	var wrongSince time.Time
 	var probeFor sentinel.Group // the group probe was made for
-	var probeCfg *Config        // the configuration probeFor was computed from
+	var probeCfg *config.Config // the configuration probeFor was computed from
 	again := false              // go round at once: just fenced
 	var observedAt time.Time
 	for {
@@ -102,7 +103,7 @@ func (n *node) fenceLoop(ctx context.Context) {
 			continue
 		}
 		if cfg != probeCfg {
-			if g := group(cfg); probe == nil || !g.Equal(probeFor) {
+			if g := cfg.Group(); probe == nil || !g.Equal(probeFor) {
 				if probe != nil {
 					probe.Close()
 				}
@@ -169,7 +170,7 @@ const repointAfter = time.Second
 // the replicas it knew of when it failed over; one it had not yet learnt of
 // (it learns them from the master's INFO every 10 s) would otherwise follow
 // the dead master, and later chain behind it, forever.
-func (n *node) followNamedMaster(ctx context.Context, cfg *Config, q quorumView, since *time.Time) {
+func (n *node) followNamedMaster(ctx context.Context, cfg *config.Config, q quorumView, since *time.Time) {
 	v := n.readView()
 	if !v.fresh || !v.s.redisUp || v.s.role.Kind != "slave" || q.master.IsZero() ||
 		q.master == v.s.self || q.master == v.s.role.Master || time.Since(q.at) > staleAfter {
@@ -204,9 +205,9 @@ type quorumView struct {
 
 // quorumOf counts the sentinels that answered and the master a quorum of
 // them names; at is when they were asked.
-func quorumOf(cfg *Config, answers []wire.Answer, at time.Time) quorumView {
+func quorumOf(cfg *config.Config, answers []wire.Answer, at time.Time) quorumView {
 	v := quorumView{at: at, reachable: ha.Reachable(answers)}
-	if m, ok := ha.Agreed(answers, sentinelQuorum(cfg)); ok {
+	if m, ok := ha.Agreed(answers, cfg.SentinelQuorum()); ok {
 		v.master = m
 	}
 	return v
@@ -230,7 +231,7 @@ func (n *node) setFenced(f bool) {
 	n.fenced = f
 }
 
-func (n *node) fence(ctx context.Context, cfg *Config, seen int) {
+func (n *node) fence(ctx context.Context, cfg *config.Config, seen int) {
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	if err := n.local.Redis().Fence(cctx, len(cfg.Peers)); err != nil {
@@ -246,16 +247,16 @@ func (n *node) fence(ctx context.Context, cfg *Config, seen int) {
 // unfence lifts the fence once a majority is back: as master if a quorum of
 // sentinels still names this box, else after demoting it to the master they
 // name, so that no write held back meets a master about to be discarded.
-func (n *node) unfence(ctx context.Context, cfg *Config) {
+func (n *node) unfence(ctx context.Context, cfg *config.Config) {
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	answers := group(cfg).AskAll(actx)
-	named, ok := ha.Agreed(answers, sentinelQuorum(cfg))
+	answers := cfg.Group().AskAll(actx)
+	named, ok := ha.Agreed(answers, cfg.SentinelQuorum())
 	if !ok {
 		return // no verdict yet: stay fenced
 	}
 	rc := n.local.Redis()
-	if self := selfAddr(cfg); named != self {
+	if self := cfg.Self; named != self {
 		n.setCause("demoted after isolation: the sentinels elected " + named.String())
 		if err := rc.ReplicaOf(actx, named); err != nil {
 			n.log.Error("unfence: demote", "err", err)

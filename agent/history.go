@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
 // Change is one role change of the local redis, as `history` prints it.
@@ -23,7 +25,7 @@ type Change struct {
 	OffsetAfter  int64     `json:"offset_after"`  // first offset seen in the new role
 }
 
-func historyPath(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "history.jsonl") }
+func historyPath(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "history.jsonl") }
 
 // appendHistory adds one line to the history file. It is an append-only log
 // (one JSON object per line, fsynced): a torn last line after a power loss
@@ -73,7 +75,7 @@ func readHistory(path string) ([]Change, error) {
 }
 
 func history(path string, asJSON bool, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}

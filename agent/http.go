@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
@@ -39,7 +40,7 @@ type BoxStatus struct {
 
 // view is one consistent read of the node's state for a request.
 type view struct {
-	cfg    *Config
+	cfg    *config.Config
 	s      snapshot
 	q      quorumView
 	lag    int64
@@ -118,7 +119,7 @@ func (v view) vipHeld() *bool {
 
 // localVIPHeld says whether vip.address is on this box's interface; nil
 // when no VIP is configured or the kernel cannot tell.
-func localVIPHeld(cfg *Config) *bool {
+func localVIPHeld(cfg *config.Config) *bool {
 	if cfg.VIP.Address == "" {
 		return nil
 	}
@@ -343,7 +344,7 @@ const liveRoleTimeout = 100 * time.Millisecond
 // answering 200 at once, not at its next observation, for by then the new
 // master's agent may vouch for itself (seen on the box bench: 0.45 s of two
 // boxes answering 200).
-func (n *node) liveRole(ctx context.Context, cfg *Config) (string, error) {
+func (n *node) liveRole(ctx context.Context, cfg *config.Config) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, liveRoleTimeout)
 	defer cancel()
 	r, err := n.local.Redis().Role(ctx)

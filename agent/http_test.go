@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
@@ -80,7 +81,7 @@ func TestHTTPEndpoints(t *testing.T) {
 			if at.IsZero() {
 				at = now
 			}
-			cfg := &Config{Self: Peer{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}}
+			cfg := &config.Config{Self: wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}}
 			if tt.live != "" {
 				cfg.Self.Port = fakeRole(t, tt.live)
 			}
@@ -125,7 +126,7 @@ func fakeRole(t *testing.T, kind string) int {
 // TestMetricsFormat checks the exposition format line by line: HELP and TYPE
 // before each family, samples named after it, numeric values.
 func TestMetricsFormat(t *testing.T) {
-	n := &node{cfg: &Config{}, lastAt: time.Now()}
+	n := &node{cfg: &config.Config{}, lastAt: time.Now()}
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	sample := regexp.MustCompile(`^([a-z_]+)(\{[a-z]+="[a-z]+"\})? -?[0-9]+$`)
@@ -155,7 +156,7 @@ func TestMetricsPromtool(t *testing.T) {
 		t.Skip("promtool not installed (make deps installs it)")
 	}
 	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
-	n := &node{cfg: &Config{}, lastAt: time.Now(),
+	n := &node{cfg: &config.Config{}, lastAt: time.Now(),
 		last: snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master", Offset: 1234}, master: self, usable: 3},
 		view: quorumView{master: self, reachable: 3, at: time.Now()}}
 	rec := httptest.NewRecorder()
@@ -172,7 +173,7 @@ func TestMetricsPromtool(t *testing.T) {
 // own address).
 func TestHTTPFollowsReload(t *testing.T) {
 	first, second := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	n := &node{log: slog.New(slog.DiscardHandler), cfg: &Config{HTTPListen: first}, changed: make(chan struct{}), lastAt: time.Now()}
+	n := &node{log: slog.New(slog.DiscardHandler), cfg: &config.Config{HTTPListen: first}, changed: make(chan struct{}), lastAt: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.serveHTTP(ctx, first, n.log) }()
@@ -187,8 +188,8 @@ func TestHTTPFollowsReload(t *testing.T) {
 		return resp.StatusCode == 200
 	}
 	testutil.WaitUntil(t, 5*time.Second, "the api on "+first, func() bool { return answers(first) })
-	n.setConfig(&Config{HTTPListen: second})
+	n.setConfig(&config.Config{HTTPListen: second})
 	testutil.WaitUntil(t, 5*time.Second, "the api moved to "+second, func() bool { return answers(second) && !answers(first) })
-	n.setConfig(&Config{HTTPListen: ""})
+	n.setConfig(&config.Config{HTTPListen: ""})
 	testutil.WaitUntil(t, 5*time.Second, "the api off", func() bool { return !answers(second) })
 }

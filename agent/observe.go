@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
@@ -32,7 +33,7 @@ func (n *node) observe(ctx context.Context) snapshot {
 	cfg := n.config()
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	s := snapshot{single: len(cfg.Peers) == 0, self: selfAddr(cfg), peers: len(cfg.Peers)}
+	s := snapshot{single: len(cfg.Peers) == 0, self: cfg.Self, peers: len(cfg.Peers)}
 	if n.redis.Current() != nil {
 		if r, err := n.local.Redis().Role(pctx); err == nil {
 			s.redisUp, s.role = true, r
@@ -111,7 +112,7 @@ func (n *node) noteRoleLocked(s snapshot) *Change {
 }
 
 // recordChange logs a role change and appends it to the history file.
-func (n *node) recordChange(cfg *Config, c Change) {
+func (n *node) recordChange(cfg *config.Config, c Change) {
 	n.mu.Lock()
 	n.counts.roleChanges++
 	n.mu.Unlock()

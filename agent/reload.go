@@ -11,6 +11,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
@@ -100,7 +101,7 @@ func (n *node) reload(ctx context.Context) {
 	n.notify.reloading()
 	// READY=1 ends every reload, refused or not: systemd waits for it.
 	defer func() { n.notify.ready(statusLine(n.observe(ctx))) }()
-	next, err := LoadConfig(n.path, n.env)
+	next, err := config.Load(n.path, n.env)
 	if err != nil {
 		n.log.Error("reload refused; keeping the last good configuration", "err", err)
 		n.mu.Lock()
@@ -123,7 +124,7 @@ func (n *node) reload(ctx context.Context) {
 // firstProblem is the first line of a configuration error, short enough for
 // STATUS= ("conf.d/50-typo.conf:2: redis.prot: unknown key").
 func firstProblem(err error) string {
-	var cerr *ConfigError
+	var cerr *config.Error
 	if errors.As(err, &cerr) && len(cerr.Problems) > 0 {
 		return cerr.Problems[0].String()
 	}
@@ -133,7 +134,7 @@ func firstProblem(err error) string {
 // apply moves the running children from cur to next: at runtime where Redis
 // allows it (CONFIG SET, SENTINEL SET), by restarting a child only where it
 // must.
-func (n *node) apply(ctx context.Context, cur, next *Config) {
+func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	if cur.Tuning != next.Tuning {
 		n.tune(next)
 	}
@@ -156,21 +157,21 @@ func (n *node) apply(ctx context.Context, cur, next *Config) {
 		n.log.Warn("reload: SENTINEL SET failed; restarting sentinel", "err", err)
 		n.sentinel.Restart()
 	}
-	n.log.Info("reload applied", "mode", describeMode(next))
+	n.log.Info("reload applied", "mode", next.Describe())
 }
 
 // redisIdentity is what cannot change while redis runs.
-func redisIdentity(c *Config) string {
-	return fmt.Sprint(c.Redis.Port, c.Redis.Binary, c.Node.DataDir, c.Self, bindAddrs(c))
+func redisIdentity(c *config.Config) string {
+	return fmt.Sprint(c.Redis.Port, c.Redis.Binary, c.Node.DataDir, c.Self, c.Bind())
 }
 
-func sentinelIdentity(c *Config) string {
+func sentinelIdentity(c *config.Config) string {
 	return fmt.Sprint(c.SentinelPort, c.Redis.Binary, c.Node.DataDir, c.Self, c.Cluster.Name, c.Password)
 }
 
 // applyRedis sets what changed through CONFIG SET. A removed redis.settings key
 // cannot be unset at runtime, so it needs a restart (reported as an error).
-func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
+func (n *node) applyRedis(ctx context.Context, cur, next *config.Config) error {
 	set := map[string]string{}
 	for k, v := range next.Redis.Settings {
 		if old, ok := cur.Redis.Settings[k]; !ok || old != v {
@@ -198,7 +199,7 @@ func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
 		return nil
 	}
 	// The old password still authenticates the connection we have.
-	c := sentinel.NewRedis(selfAddr(cur), cur.Password)
+	c := sentinel.NewRedis(cur.Self, cur.Password)
 	defer c.Close()
 	for k, v := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -214,19 +215,19 @@ func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
 
 // applySentinel pushes the per-group settings to the local sentinel; every
 // agent does the same on its own box, so all sentinels converge.
-func (n *node) applySentinel(ctx context.Context, next *Config) error {
+func (n *node) applySentinel(ctx context.Context, next *config.Config) error {
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	return n.local.Sentinel().Set(cctx, next.Cluster.Name,
 		"down-after-milliseconds", fmt.Sprint(time.Duration(next.Sentinel.DownAfter).Milliseconds()),
 		"failover-timeout", fmt.Sprint(time.Duration(next.Sentinel.FailoverTimeout).Milliseconds()),
-		"quorum", fmt.Sprint(sentinelQuorum(next)),
-		"parallel-syncs", fmt.Sprint(parallelSyncs(next)))
+		"quorum", fmt.Sprint(next.SentinelQuorum()),
+		"parallel-syncs", fmt.Sprint(next.ParallelSyncs()))
 }
 
 // tune applies the kernel settings: plan, apply, verify. Without root it
 // only warns; redis runs (and warns itself) either way.
-func (n *node) tune(cfg *Config) {
+func (n *node) tune(cfg *config.Config) {
 	if !cfg.Tuning.Enabled {
 		return
 	}
@@ -257,7 +258,7 @@ func (n *node) tune(cfg *Config) {
 	}
 }
 
-func desiredKernel(cfg *Config) sysctl.Desired {
+func desiredKernel(cfg *config.Config) sysctl.Desired {
 	return sysctl.Desired{
 		Somaxconn:            cfg.Tuning.Somaxconn,
 		OvercommitMemory:     cfg.Tuning.OvercommitMemory,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
@@ -26,13 +27,13 @@ type decision struct {
 //     or unreachable, but the group existed);
 //  3. the bootstrap_primary, only when nothing anywhere knows a master: the
 //     group's very first start. A node never elects itself.
-func (n *node) chooseMaster(ctx context.Context, cfg *Config) decision {
-	self := selfAddr(cfg)
+func (n *node) chooseMaster(ctx context.Context, cfg *config.Config) decision {
+	self := cfg.Self
 	if len(cfg.Peers) == 0 {
 		return decision{self, "single-box mode"}
 	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
-	answers := group(cfg).AskAll(actx)
+	answers := cfg.Group().AskAll(actx)
 	cancel()
 	if m, votes, ok := ha.MostNamed(ha.Named(answers)); ok {
 		return decision{m, fmt.Sprintf("named by %d/%d sentinels", votes, len(answers))}
@@ -44,7 +45,7 @@ func (n *node) chooseMaster(ctx context.Context, cfg *Config) decision {
 	if st.Master != nil && st.Name == cfg.Cluster.Name {
 		return decision{*st.Master, "no sentinel reachable; our sentinel's last known master"}
 	}
-	return decision{peerAddr(cfg.Bootstrap), "first start of the group: bootstrap_primary"}
+	return decision{cfg.Bootstrap, "first start of the group: bootstrap_primary"}
 }
 
 // nextRedis is the restart gate: it returns the spec for the next start of
@@ -78,7 +79,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 			n.log.Warn("redis did not stop cleanly last time (crash or power loss)")
 		}
 	}
-	self := selfAddr(cfg)
+	self := cfg.Self
 	var replicaOf *wire.Addr
 	var lastTry time.Time
 	var why string
@@ -128,7 +129,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 
 	conf := sentinel.RenderRedis(sentinel.RedisConf{
 		Port:        cfg.Redis.Port,
-		Bind:        bindAddrs(cfg),
+		Bind:        cfg.Bind(),
 		Announce:    self,
 		Dir:         cfg.Node.DataDir,
 		Password:    cfg.Password,
@@ -163,9 +164,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 // fastFailover asks a sentinel — ours first, else a peer's — for an immediate
 // failover, once CKQUORUM confirms that a majority of sentinels is reachable
 // to authorize it. A failover already in progress counts as success.
-func (n *node) fastFailover(ctx context.Context, cfg *Config) {
-	local := localSentinel(cfg)
-	g := group(cfg)
+func (n *node) fastFailover(ctx context.Context, cfg *config.Config) {
+	local := cfg.LocalSentinel()
+	g := cfg.Group()
 	order := []wire.Addr{local}
 	for _, s := range g.Sentinels {
 		if s != local {
@@ -203,8 +204,8 @@ func (n *node) failoverVia(ctx context.Context, g sentinel.Group, s wire.Addr) e
 // shutdownOrphan stops a redis of ours that lost its pid file (a runtime
 // directory removed while it ran): it answers on our port, to our password,
 // with our data directory. SHUTDOWN persists its data like SIGTERM would.
-func (n *node) shutdownOrphan(ctx context.Context, cfg *Config) (found, clean bool) {
-	c := sentinel.NewRedis(selfAddr(cfg), cfg.Password)
+func (n *node) shutdownOrphan(ctx context.Context, cfg *config.Config) (found, clean bool) {
+	c := sentinel.NewRedis(cfg.Self, cfg.Password)
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -394,18 +395,18 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	conf := sentinel.RenderSentinel(sentinel.SentinelConf{
 		Name:            cfg.Cluster.Name,
 		Port:            cfg.SentinelPort,
-		Bind:            bindAddrs(cfg),
-		Announce:        localSentinel(cfg),
+		Bind:            cfg.Bind(),
+		Announce:        cfg.LocalSentinel(),
 		Dir:             cfg.Node.DataDir,
 		Master:          master,
-		Quorum:          sentinelQuorum(cfg),
+		Quorum:          cfg.SentinelQuorum(),
 		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
 		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
-		ParallelSyncs:   parallelSyncs(cfg),
+		ParallelSyncs:   cfg.ParallelSyncs(),
 		Password:        cfg.Password,
 		MyID:            myid,
 		State:           keep,
-		KnownReplicas:   peerAddrs(cfg),
+		KnownReplicas:   cfg.Peers,
 	})
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
@@ -422,35 +423,9 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	}, nil
 }
 
-// parallelSyncs re-points every replica at once after a failover. A new
-// master acknowledges writes only once min-replicas-to-write replicas are
-// attached, and Sentinel moves the next replica only after the previous one
-// shows its link up in its next INFO (once a second): one at a time, a
-// five-box group refused writes a second longer than a three-box one. The
-// replicas share the old master's history, so a failover almost always
-// needs only a partial resync; after a full one they still serve reads from
-// their old data while they load (replica-serve-stale-data).
-func parallelSyncs(cfg *Config) int { return max(len(cfg.Peers)-1, 1) }
-
-func peerAddrs(cfg *Config) []wire.Addr {
-	out := make([]wire.Addr, 0, len(cfg.Peers))
-	for _, p := range cfg.Peers {
-		out = append(out, peerAddr(p))
-	}
-	return out
-}
-
-// sentinelQuorum is cluster.quorum; a single box monitors itself with 1.
-func sentinelQuorum(cfg *Config) int {
-	if cfg.Quorum < 1 {
-		return 1
-	}
-	return cfg.Quorum
-}
-
 // myID returns this node's sentinel id, created once and kept in the state
 // directory so that a restarted sentinel is the same sentinel to its peers.
-func (n *node) myID(cfg *Config) (string, error) {
+func (n *node) myID(cfg *config.Config) (string, error) {
 	b, err := os.ReadFile(myIDPath(cfg))
 	if err == nil && len(b) >= 40 {
 		return string(b[:40]), nil

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
@@ -38,13 +39,13 @@ const (
 type node struct {
 	log  *slog.Logger
 	path string
-	env  ConfigEnv
+	env  config.Env
 	cred *syscall.Credential // nil when the agent itself is not root
 
 	local sentinel.Local // this box's redis and sentinel, and the master it follows
 
 	mu          sync.Mutex
-	cfg         *Config
+	cfg         *config.Config
 	master      wire.Addr // the master the sentinels (or our own start decision) name
 	notify      *notifier
 	gated       bool          // the restart gate holds redis down
@@ -74,8 +75,8 @@ type node struct {
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
 // error when it cannot go on (the unit restarts it).
-func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) error {
-	cfg, err := LoadConfig(path, env)
+func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) error {
+	cfg, err := config.Load(path, env)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		n.hist.role, n.hist.offset = last.To, last.OffsetAfter
 	}
 	n.tune(cfg)
-	logger.Info("starting", "version", Version, "mode", describeMode(cfg))
+	logger.Info("starting", "version", Version, "mode", cfg.Describe())
 
 	// The children get their own contexts so that shutdown can stop sentinel
 	// before redis: a sentinel that outlives its redis by a moment would count
@@ -269,7 +270,7 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 }
 
 // config returns the current good configuration.
-func (n *node) config() *Config {
+func (n *node) config() *config.Config {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cfg
@@ -277,14 +278,14 @@ func (n *node) config() *Config {
 
 // configAndChange returns the current configuration and a channel closed
 // when it is replaced.
-func (n *node) configAndChange() (*Config, <-chan struct{}) {
+func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cfg, n.changed
 }
 
 // setConfig makes next the configuration in force.
-func (n *node) setConfig(next *Config) {
+func (n *node) setConfig(next *config.Config) {
 	n.useLocal(next)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -294,13 +295,13 @@ func (n *node) setConfig(next *Config) {
 }
 
 // useLocal points the local clients at cfg's redis and sentinel.
-func (n *node) useLocal(cfg *Config) {
-	n.local.Use(selfAddr(cfg), localSentinel(cfg), cfg.Password)
+func (n *node) useLocal(cfg *config.Config) {
+	n.local.Use(cfg.Self, cfg.LocalSentinel(), cfg.Password)
 }
 
 // prepare creates the state and runtime directories and decides which user
 // the children run as: redis and sentinel never run as root.
-func (n *node) prepare(cfg *Config) error {
+func (n *node) prepare(cfg *config.Config) error {
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		cred, err := supervisor.LookupCredential(serviceUser)
@@ -333,44 +334,20 @@ func (n *node) owner() (int, int) {
 }
 
 // Paths inside the state directory.
-func redisConfPath(cfg *Config) string    { return filepath.Join(cfg.Node.DataDir, "redis.conf") }
-func sentinelConfPath(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "sentinel.conf") }
-func myIDPath(cfg *Config) string         { return filepath.Join(cfg.Node.DataDir, "sentinel.myid") }
+func redisConfPath(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "redis.conf") }
+func sentinelConfPath(cfg *config.Config) string {
+	return filepath.Join(cfg.Node.DataDir, "sentinel.conf")
+}
+func myIDPath(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "sentinel.myid") }
 
 // runningMarker exists while redis runs and is removed only after a clean,
 // requested stop: finding it at start means the last redis crashed (or the
 // box lost power), which is what the restart gate needs to know.
-func runningMarker(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "redis.running") }
-func redisPidFile(cfg *Config) string  { return filepath.Join(cfg.Node.RunDir, "redis.pid") }
-func sentPidFile(cfg *Config) string   { return filepath.Join(cfg.Node.RunDir, "sentinel.pid") }
-
-func selfAddr(cfg *Config) wire.Addr { return peerAddr(cfg.Self) }
-func peerAddr(p Peer) wire.Addr      { return wire.Addr{Host: p.Host, Port: p.Port} }
-
-// sentinelOf is the sentinel beside a peer's redis. Every box keeps the same
-// distance between its redis and sentinel ports as this one (6379 → 26379 by
-// default), which also lets a test group share one host's loopback.
-func sentinelOf(cfg *Config, redisAddr wire.Addr) wire.Addr {
-	return wire.Addr{Host: redisAddr.Host, Port: redisAddr.Port + cfg.SentinelPort - cfg.Redis.Port}
+func runningMarker(cfg *config.Config) string {
+	return filepath.Join(cfg.Node.DataDir, "redis.running")
 }
-
-// group is how to reach every peer's sentinel.
-func group(cfg *Config) sentinel.Group {
-	g := sentinel.Group{Name: cfg.Cluster.Name, Password: cfg.Password, Sentinels: peerAddrs(cfg)}
-	for i, a := range g.Sentinels {
-		g.Sentinels[i] = sentinelOf(cfg, a)
-	}
-	return g
-}
-
-func localSentinel(cfg *Config) wire.Addr { return sentinelOf(cfg, selfAddr(cfg)) }
-
-func bindAddrs(cfg *Config) []string {
-	if cfg.Self.Host == "127.0.0.1" || cfg.Self.Host == "localhost" {
-		return []string{"127.0.0.1"}
-	}
-	return []string{"127.0.0.1", cfg.Self.Host}
-}
+func redisPidFile(cfg *config.Config) string { return filepath.Join(cfg.Node.RunDir, "redis.pid") }
+func sentPidFile(cfg *config.Config) string  { return filepath.Join(cfg.Node.RunDir, "sentinel.pid") }
 
 // errStopping is returned by Next when the agent is shutting down.
 var errStopping = errors.New("stopping")

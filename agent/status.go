@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
@@ -56,7 +57,7 @@ type GroupStatus struct {
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
@@ -76,19 +77,11 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 	return nil
 }
 
-// members lists the boxes to probe: the peers, or this box alone.
-func members(cfg *Config) []wire.Addr {
-	if len(cfg.Peers) == 0 {
-		return []wire.Addr{selfAddr(cfg)}
-	}
-	return peerAddrs(cfg)
-}
-
 // probeGroup asks every peer's redis and sentinel in parallel, each bounded.
-func probeGroup(ctx context.Context, cfg *Config) GroupStatus {
+func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	addrs := members(cfg)
+	addrs := cfg.Members()
 	peers := make([]PeerStatus, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
@@ -102,7 +95,7 @@ func probeGroup(ctx context.Context, cfg *Config) GroupStatus {
 	return summarize(cfg, peers)
 }
 
-func probePeer(ctx context.Context, cfg *Config, a wire.Addr) PeerStatus {
+func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus {
 	ps := PeerStatus{Member: a.String(), Role: "down"}
 	c := sentinel.NewRedis(a, cfg.Password)
 	defer c.Close()
@@ -122,7 +115,7 @@ func probePeer(ctx context.Context, cfg *Config, a wire.Addr) PeerStatus {
 	}
 	ps.VIPHeld = probeVIP(ctx, cfg, a)
 	if len(cfg.Peers) > 0 {
-		sc := sentinel.NewSentinel(sentinelOf(cfg, a), cfg.Password)
+		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Password)
 		defer sc.Close()
 		if m, err := sc.MasterAddr(ctx, cfg.Cluster.Name); err == nil {
 			ps.SentinelUp = true
@@ -137,8 +130,8 @@ func probePeer(ctx context.Context, cfg *Config, a wire.Addr) PeerStatus {
 
 // summarize decides health: exactly one master, the one a quorum of
 // sentinels names, every other box its connected replica.
-func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
-	gs := GroupStatus{Name: cfg.Cluster.Name, Quorum: sentinelQuorum(cfg), Peers: peers}
+func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
+	gs := GroupStatus{Name: cfg.Cluster.Name, Quorum: cfg.SentinelQuorum(), Peers: peers}
 	var masters, named []string
 	for _, p := range peers {
 		if p.Role == "master" {
@@ -270,11 +263,11 @@ func orDash(s string) string {
 // probeVIP says whether the box at a holds the VIP: this box asks its own
 // kernel; another box only knows it itself, so its agent's /status is asked.
 // nil when no VIP is configured or the answer is unknown.
-func probeVIP(ctx context.Context, cfg *Config, a wire.Addr) *bool {
+func probeVIP(ctx context.Context, cfg *config.Config, a wire.Addr) *bool {
 	if cfg.VIP.Address == "" {
 		return nil
 	}
-	if a == selfAddr(cfg) {
+	if a == cfg.Self {
 		return localVIPHeld(cfg)
 	}
 	held, err := peerVIPHeld(ctx, cfg, a.Host)
@@ -286,7 +279,7 @@ func probeVIP(ctx context.Context, cfg *Config, a wire.Addr) *bool {
 
 // peerVIPHeld asks host's HTTP API (on this box's http.listen port) for its
 // /status and returns its vip_held.
-func peerVIPHeld(ctx context.Context, cfg *Config, host string) (*bool, error) {
+func peerVIPHeld(ctx context.Context, cfg *config.Config, host string) (*bool, error) {
 	if cfg.HTTPListen == "" {
 		return nil, errors.New("vip: http api off: a peer's vip cannot be read")
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
@@ -65,7 +66,7 @@ func TestSummarizeFenceAndVIP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := &Config{Peers: make([]Peer, 3), VIP: VIPConfig{Address: tt.vip}}
+			cfg := &config.Config{Peers: make([]wire.Addr, 3), VIP: config.VIP{Address: tt.vip}}
 			cfg.Cluster.Name = "main"
 			gs := summarize(cfg, tt.peers)
 			if gs.Healthy != tt.healthy {
@@ -102,7 +103,7 @@ func TestPrintStatusColumns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := &Config{Peers: make([]Peer, 3), VIP: VIPConfig{Address: tt.vip}}
+			cfg := &config.Config{Peers: make([]wire.Addr, 3), VIP: config.VIP{Address: tt.vip}}
 			cfg.Cluster.Name = "main"
 			var out bytes.Buffer
 			printStatus(&out, summarize(cfg, tt.peers))
@@ -128,7 +129,7 @@ func TestPrintStatusColumns(t *testing.T) {
 func TestStatusFieldsAgree(t *testing.T) {
 	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
 	s := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master"}, master: self, usable: 3, fenced: true}
-	n := &node{cfg: &Config{}, last: s, lastAt: time.Now()}
+	n := &node{cfg: &config.Config{}, last: s, lastAt: time.Now()}
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
 	var box map[string]any
@@ -172,7 +173,7 @@ func TestProbePeerSentinelWithoutGroup(t *testing.T) {
 		}
 		return "-ERR unknown command\r\n"
 	})
-	cfg := &Config{Peers: []Peer{{Host: "127.0.0.1", Port: role.Port()}}, SentinelPort: sent.Port()}
+	cfg := &config.Config{Peers: []wire.Addr{{Host: "127.0.0.1", Port: role.Port()}}, SentinelPort: sent.Port()}
 	cfg.Redis.Port, cfg.Cluster.Name = role.Port(), "main"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()

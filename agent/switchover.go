@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
@@ -45,14 +46,14 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		return SwitchoverResult{}, fmt.Errorf("%w: single-box mode has no replica to switch to", errRefused)
 	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
-	g := group(cfg)
+	g := cfg.Group()
 	answers := g.AskAll(actx)
 	cancel()
-	master, ok := ha.Agreed(answers, sentinelQuorum(cfg))
+	master, ok := ha.Agreed(answers, cfg.SentinelQuorum())
 	if !ok {
-		return SwitchoverResult{}, fmt.Errorf("%w: no master named by a quorum of %d sentinels", errRefused, sentinelQuorum(cfg))
+		return SwitchoverResult{}, fmt.Errorf("%w: no master named by a quorum of %d sentinels", errRefused, cfg.SentinelQuorum())
 	}
-	via := sentinelOf(cfg, master)
+	via := cfg.SentinelOf(master)
 	sc := g.Sentinel(via)
 	defer sc.Close()
 	if usable, ok, err := sc.Usable(ctx, g.Name); err != nil || !ok {
@@ -137,7 +138,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 // pickTarget chooses the replica to promote: the one asked for, or the
 // connected replica with the highest acknowledged offset and a non-zero
 // priority.
-func pickTarget(cfg *Config, role wire.Role, to string) (wire.Addr, error) {
+func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error) {
 	if len(role.Replicas) == 0 {
 		return wire.Addr{}, errors.New("the master has no connected replica")
 	}
@@ -165,7 +166,7 @@ func pickTarget(cfg *Config, role wire.Role, to string) (wire.Addr, error) {
 // holdOthers sets replica-priority 0 on every replica but the target and
 // returns the function that puts each one's own priority back, and the
 // replicas it held.
-func (n *node) holdOthers(ctx context.Context, cfg *Config, role wire.Role, target wire.Addr) (func(), []wire.Addr, error) {
+func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Role, target wire.Addr) (func(), []wire.Addr, error) {
 	type held struct {
 		c    *sentinel.Redis
 		prio string

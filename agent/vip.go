@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
 )
 
@@ -32,10 +33,10 @@ type vipState struct {
 // vipHoldOff is how long a new primary waits before taking the VIP: two of
 // the old master's reconcile rounds, the first of which may have begun just
 // before its demotion.
-func vipHoldOff(cfg *Config) time.Duration { return 2 * fenceEvery(cfg) }
+func vipHoldOff(cfg *config.Config) time.Duration { return 2 * fenceEvery(cfg) }
 
 // reconcileVIP puts the VIP on this box or takes it off, as /primary says.
-func (n *node) reconcileVIP(ctx context.Context, cfg *Config, st *vipState) {
+func (n *node) reconcileVIP(ctx context.Context, cfg *config.Config, st *vipState) {
 	if cfg.VIP.Address == "" {
 		return
 	}
@@ -96,7 +97,7 @@ func (n *node) reconcileVIP(ctx context.Context, cfg *Config, st *vipState) {
 }
 
 // dropVIP removes the VIP (demotion, fencing, shutdown).
-func (n *node) dropVIP(ctx context.Context, cfg *Config, iface string, p netip.Prefix, why string) {
+func (n *node) dropVIP(ctx context.Context, cfg *config.Config, iface string, p netip.Prefix, why string) {
 	if _, err := vip.Remove(iface, p); err != nil {
 		n.vipWarn("vip", err)
 		return
@@ -107,7 +108,7 @@ func (n *node) dropVIP(ctx context.Context, cfg *Config, iface string, p netip.P
 
 // releaseVIP takes the VIP off at shutdown: a stopped agent vouches for
 // nothing.
-func (n *node) releaseVIP(cfg *Config, st *vipState) {
+func (n *node) releaseVIP(cfg *config.Config, st *vipState) {
 	st.announcing.Wait()
 	if cfg.VIP.Address == "" {
 		return
@@ -123,7 +124,7 @@ func (n *node) releaseVIP(cfg *Config, st *vipState) {
 	}
 }
 
-func vipTarget(cfg *Config) (netip.Prefix, string, error) {
+func vipTarget(cfg *config.Config) (netip.Prefix, string, error) {
 	p, err := vip.Parse(cfg.VIP.Address)
 	if err != nil {
 		return p, "", err
@@ -144,8 +145,8 @@ func vipTarget(cfg *Config) (netip.Prefix, string, error) {
 // rebind makes redis listen on the VIP while this box holds it: `bind` with
 // an address that appears later is not picked up by redis by itself
 // (research/api-facts.md §6).
-func (n *node) rebind(ctx context.Context, cfg *Config, vipAddr string) {
-	addrs := bindAddrs(cfg)
+func (n *node) rebind(ctx context.Context, cfg *config.Config, vipAddr string) {
+	addrs := cfg.Bind()
 	if vipAddr != "" {
 		addrs = append(addrs, vipAddr)
 	}
