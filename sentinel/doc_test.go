@@ -8,11 +8,19 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 // TestBoundaries keeps the package doc comment true: no processes, no /proc,
-// no environment, no imports of the packages the agent wires this one to.
+// no environment, no imports of the packages the agent wires this one to,
+// directly or through another package.
 func TestBoundaries(t *testing.T) {
+	testutil.OnlyDeps(t, testutil.Module+"/internal/nbio", testutil.Module+"/sentinel/wire")
+	testutil.ForbidDeps(t, map[string]string{
+		"os/exec": "sentinel starts no process", testutil.Module + "/supervisor": "only agent wires the two",
+	})
+
 	const module = "github.com/redis-ha-agent/redis-ha-agent/"
 	forbidden := map[string]bool{
 		"os/exec": true, "syscall": true, "golang.org/x/sys/unix": true,

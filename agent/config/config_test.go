@@ -451,6 +451,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	}
 	for _, out := range []string{
 		fmt.Sprint(c), fmt.Sprint(*c), fmt.Sprintf("%+v", c), fmt.Sprintf("%+v", *c),
+		//lint:ignore S1025 what %s prints is the point
 		fmt.Sprintf("%#v", c), fmt.Sprintf("%#v", *c), fmt.Sprintf("%s", c),
 		logged.String(), string(j),
 	} {

@@ -11,9 +11,9 @@ var (
 	a        = wire.Addr{Host: "10.0.0.11", Port: 6379}
 	b        = wire.Addr{Host: "10.0.0.12", Port: 6379}
 	c        = wire.Addr{Host: "10.0.0.13", Port: 6379}
-	down     = errors.New("connection refused")
+	errDown  = errors.New("connection refused")
 	noMaster = wire.Answer{Err: wire.ErrNoMaster}
-	failed   = wire.Answer{Err: down}
+	failed   = wire.Answer{Err: errDown}
 )
 
 func names(m wire.Addr) wire.Answer { return wire.Answer{Master: m} }

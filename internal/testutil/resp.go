@@ -71,9 +71,6 @@ func ServeRESP(t testing.TB, reply func(args []string) string) *RESPServer {
 	return &RESPServer{l: l}
 }
 
-// Addr is the server's "127.0.0.1:port".
-func (s *RESPServer) Addr() string { return s.l.Addr().String() }
-
 // Port is the server's port on 127.0.0.1.
 func (s *RESPServer) Port() int { return s.l.Addr().(*net.TCPAddr).Port }
 
