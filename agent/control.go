@@ -43,7 +43,7 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /switchover", func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.switchover(r.Context(), r.URL.Query().Get("to"))
+		res, err := n.requestSwitchover(r.Context(), r.URL.Query().Get("to"))
 		reply := controlReply{Result: &res}
 		if err != nil {
 			reply = controlReply{Error: err.Error(), Refused: errors.Is(err, errRefused)}
@@ -66,6 +66,22 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 	}
 	<-done
 	_ = os.Remove(path)
+}
+
+// requestSwitchover hands a switchover to the loop and waits for its result.
+func (n *node) requestSwitchover(ctx context.Context, to string) (SwitchoverResult, error) {
+	call := switchoverCall{ctx: ctx, to: to, reply: make(chan switchoverReply, 1)}
+	select {
+	case n.switchovers <- call:
+	case <-ctx.Done():
+		return SwitchoverResult{}, ctx.Err()
+	}
+	select {
+	case r := <-call.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		return SwitchoverResult{}, ctx.Err()
+	}
 }
 
 // switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
@@ -39,14 +40,14 @@ func TestHTTPEndpoints(t *testing.T) {
 	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
 	other := wire.Addr{Host: "10.0.0.12", Port: 6379}
 	now := time.Now()
-	master := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master"}, master: self, usable: 3}
-	replica := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "slave", Master: other, Link: "connected"}, master: other, usable: 3}
+	master := ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "master"}, Named: self, Usable: 3}
+	replica := ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "slave", Master: other, Link: "connected"}, Named: other, Usable: 3}
 	fenced := master
-	fenced.fenced = true
+	fenced.Fenced = true
 	tests := []struct {
 		name   string
-		s      snapshot
-		q      quorumView
+		s      ha.Snapshot
+		q      ha.Quorum
 		lag    int64
 		at     time.Time
 		path   string
@@ -55,14 +56,14 @@ func TestHTTPEndpoints(t *testing.T) {
 		want   int
 		inBody string
 	}{
-		{name: "primary on the agreed master", s: master, q: quorumView{master: self, at: now}, live: "master", path: "/primary", want: 200},
-		{name: "HEAD primary", s: master, q: quorumView{master: self, at: now}, live: "master", path: "/primary", method: "HEAD", want: 200},
-		{name: "no primary once demoted, before the next observation", s: master, q: quorumView{master: self, at: now}, live: "slave", path: "/primary", want: 503},
-		{name: "no primary when the local redis does not answer", s: master, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
-		{name: "no primary without quorum agreement", s: master, q: quorumView{at: now}, path: "/primary", want: 503},
-		{name: "no primary when fenced", s: fenced, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
-		{name: "no primary on stale state", s: master, q: quorumView{master: self, at: now}, at: now.Add(-time.Minute), path: "/primary", want: 503},
-		{name: "replica", s: replica, q: quorumView{master: other, at: now}, path: "/replica", want: 200},
+		{name: "primary on the agreed master", s: master, q: ha.Quorum{Master: self, At: now}, live: "master", path: "/primary", want: 200},
+		{name: "HEAD primary", s: master, q: ha.Quorum{Master: self, At: now}, live: "master", path: "/primary", method: "HEAD", want: 200},
+		{name: "no primary once demoted, before the next observation", s: master, q: ha.Quorum{Master: self, At: now}, live: "slave", path: "/primary", want: 503},
+		{name: "no primary when the local redis does not answer", s: master, q: ha.Quorum{Master: self, At: now}, path: "/primary", want: 503},
+		{name: "no primary without quorum agreement", s: master, q: ha.Quorum{At: now}, path: "/primary", want: 503},
+		{name: "no primary when fenced", s: fenced, q: ha.Quorum{Master: self, At: now}, path: "/primary", want: 503},
+		{name: "no primary on stale state", s: master, q: ha.Quorum{Master: self, At: now}, at: now.Add(-time.Minute), path: "/primary", want: 503},
+		{name: "replica", s: replica, q: ha.Quorum{Master: other, At: now}, path: "/replica", want: 200},
 		{name: "replica within lag", s: replica, lag: 100, path: "/replica?lag=1kB", want: 200},
 		{name: "replica behind", s: replica, lag: 4096, path: "/replica?lag=1kB", want: 503},
 		{name: "replica lag unknown", s: replica, lag: -1, path: "/replica?lag=1kB", want: 503},
@@ -70,10 +71,10 @@ func TestHTTPEndpoints(t *testing.T) {
 		{name: "bad lag", s: replica, path: "/replica?lag=x", want: 400},
 		{name: "master is no replica", s: master, path: "/replica", want: 503},
 		{name: "health", s: replica, path: "/health", want: 200},
-		{name: "health with redis down", s: snapshot{self: self, peers: 3}, path: "/health", want: 503},
+		{name: "health with redis down", s: ha.Snapshot{Self: self, Peers: 3}, path: "/health", want: 503},
 		{name: "status", s: fenced, path: "/status", want: 200, inBody: `"fenced":true`},
 		{name: "read-only", s: master, path: "/status", method: "POST", want: 405},
-		{name: "metrics", s: master, q: quorumView{master: self, at: now, reachable: 3}, path: "/metrics", want: 200, inBody: "redis_ha_primary 1"},
+		{name: "metrics", s: master, q: ha.Quorum{Master: self, At: now, Reachable: 3}, path: "/metrics", want: 200, inBody: "redis_ha_primary 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,8 +86,9 @@ func TestHTTPEndpoints(t *testing.T) {
 			if tt.live != "" {
 				cfg.Self.Port = fakeRole(t, tt.live)
 			}
-			n := &node{log: slog.New(slog.DiscardHandler), cfg: cfg, last: tt.s, view: tt.q, lag: tt.lag, lastAt: at}
-			n.useLocal(cfg)
+			n := &node{log: slog.New(slog.DiscardHandler)}
+			n.setConfig(cfg)
+			n.pub.Store(&published{cfg: cfg, view: ha.View{S: tt.s, Q: tt.q, Lag: tt.lag, At: at}})
 			defer n.local.Close()
 			method := tt.method
 			if method == "" {
@@ -126,7 +128,8 @@ func fakeRole(t *testing.T, kind string) int {
 // TestMetricsFormat checks the exposition format line by line: HELP and TYPE
 // before each family, samples named after it, numeric values.
 func TestMetricsFormat(t *testing.T) {
-	n := &node{cfg: &config.Config{}, lastAt: time.Now()}
+	n := &node{}
+	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{At: time.Now()}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	sample := regexp.MustCompile(`^([a-z_]+)(\{[a-z]+="[a-z]+"\})? -?[0-9]+$`)
@@ -156,9 +159,9 @@ func TestMetricsPromtool(t *testing.T) {
 		t.Skip("promtool not installed (make deps installs it)")
 	}
 	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
-	n := &node{cfg: &config.Config{}, lastAt: time.Now(),
-		last: snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master", Offset: 1234}, master: self, usable: 3},
-		view: quorumView{master: self, reachable: 3, at: time.Now()}}
+	n := &node{}
+	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{At: time.Now(), S: ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "master", Offset: 1234}, Named: self, Usable: 3},
+		Q: ha.Quorum{Master: self, Reachable: 3, At: time.Now()}}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -173,7 +176,8 @@ func TestMetricsPromtool(t *testing.T) {
 // own address).
 func TestHTTPFollowsReload(t *testing.T) {
 	first, second := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	n := &node{log: slog.New(slog.DiscardHandler), cfg: &config.Config{HTTPListen: first}, changed: make(chan struct{}), lastAt: time.Now()}
+	n := &node{log: slog.New(slog.DiscardHandler)}
+	n.setConfig(&config.Config{HTTPListen: first})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.serveHTTP(ctx, first, n.log) }()

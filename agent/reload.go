@@ -12,6 +12,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
@@ -19,7 +20,7 @@ import (
 // watchConfig watches the configuration directory and its conf.d and sends
 // on the returned channel once a burst of changes has settled. Directories,
 // not files, are watched: editors and package managers replace files by
-// rename, which drops a watch on the file itself (research/api-facts.md §3).
+// rename, which drops a watch on the file itself.
 func watchConfig(ctx context.Context, path string, log *slog.Logger) (<-chan struct{}, func(), error) {
 	out := make(chan struct{}, 1)
 	w, err := fsnotify.NewWatcher()
@@ -100,18 +101,17 @@ func configRelevant(path, name string) bool {
 func (n *node) reload(ctx context.Context) {
 	n.notify.reloading()
 	// READY=1 ends every reload, refused or not: systemd waits for it.
-	defer func() { n.notify.ready(statusLine(n.observe(ctx))) }()
+	defer func() {
+		s, _ := n.observe(ctx)
+		n.notify.ready(ha.StatusLine(s))
+	}()
 	next, err := config.Load(n.path, n.env)
 	if err != nil {
 		n.log.Error("reload refused; keeping the last good configuration", "err", err)
-		n.mu.Lock()
-		n.reloadErr = firstProblem(err)
-		n.mu.Unlock()
+		n.st.reloadErr = firstProblem(err)
 		return
 	}
-	n.mu.Lock()
-	n.reloadErr = ""
-	n.mu.Unlock()
+	n.st.reloadErr = ""
 	cur := n.config()
 	if next.Sum == cur.Sum {
 		n.log.Info("reload: configuration unchanged")

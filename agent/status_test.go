@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
@@ -128,8 +129,9 @@ func TestPrintStatusColumns(t *testing.T) {
 // peer under the same names (PRODUCT.md), fenced and vip_held included.
 func TestStatusFieldsAgree(t *testing.T) {
 	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
-	s := snapshot{self: self, peers: 3, redisUp: true, role: wire.Role{Kind: "master"}, master: self, usable: 3, fenced: true}
-	n := &node{cfg: &config.Config{}, last: s, lastAt: time.Now()}
+	s := ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "master"}, Named: self, Usable: 3, Fenced: true}
+	n := &node{}
+	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{S: s, At: time.Now()}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
 	var box map[string]any

@@ -33,6 +33,22 @@ type SwitchoverResult struct {
 // unsafe; nothing was changed.
 var errRefused = errors.New("switchover refused")
 
+// errAlreadySwitching refuses a second switchover while one runs.
+var errAlreadySwitching = fmt.Errorf("%w: a switchover is already running", errRefused)
+
+// switchoverCall is a switchover request on its way into the loop, which
+// starts at most one at a time and answers on reply.
+type switchoverCall struct {
+	ctx   context.Context
+	to    string
+	reply chan switchoverReply // buffered: the loop never waits for the caller
+}
+
+type switchoverReply struct {
+	res SwitchoverResult
+	err error
+}
+
 // switchover moves the master role with zero acknowledged writes lost:
 // pause writes on the master, wait until the target holds the master's
 // offset, let Sentinel fail over (so every sentinel agrees), demote the old
@@ -104,7 +120,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		unpause()
 		return res, fmt.Errorf("switchover: aborted, writes resumed on %s: %w", master, err)
 	}
-	n.setCause("switchover to " + res.To)
+	n.roles.setCause("switchover to " + res.To)
 	if err := sc.Failover(ctx, g.Name); err != nil {
 		unpause()
 		return res, fmt.Errorf("switchover: aborted, writes resumed on %s: %w", master, err)
@@ -229,13 +245,6 @@ func waitSwitched(ctx context.Context, sc *sentinel.Sentinel, name string, old w
 			return wire.Addr{}, err
 		}
 	}
-}
-
-// setCause tells the history why the next role change happens.
-func (n *node) setCause(cause string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.hist.cause = cause
 }
 
 // Sentinel learns that the target took the master role only from its next

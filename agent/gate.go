@@ -15,53 +15,35 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
-// decision is who should be master, and why we think so.
-type decision struct {
-	master wire.Addr
-	why    string
+// chooseMaster asks what ha.ChooseMaster weighs: every sentinel, and our
+// own sentinel's state file.
+func (n *node) chooseMaster(ctx context.Context, cfg *config.Config) ha.Decision {
+	a := ha.Authority{Single: cfg.Single(), Bootstrap: cfg.Bootstrap}
+	if !a.Single {
+		actx, cancel := context.WithTimeout(ctx, probeTimeout)
+		a.Answers = cfg.Group().AskAll(actx)
+		cancel()
+		if _, _, ok := ha.MostNamed(ha.Named(a.Answers)); !ok {
+			st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
+			if err != nil {
+				n.log.Warn("read sentinel state", "err", err)
+			}
+			if st.Master != nil && st.Name == cfg.Cluster.Name {
+				a.Remembered = st.Master
+			}
+		}
+	}
+	return ha.ChooseMaster(cfg.Self, a)
 }
 
-// chooseMaster decides which box is master, in order of authority:
-//  1. what the reachable sentinels name (the group's consensus);
-//  2. what our own sentinel last wrote to its state file (sentinels are down
-//     or unreachable, but the group existed);
-//  3. the bootstrap_primary, only when nothing anywhere knows a master: the
-//     group's very first start. A node never elects itself.
-func (n *node) chooseMaster(ctx context.Context, cfg *config.Config) decision {
-	self := cfg.Self
-	if len(cfg.Peers) == 0 {
-		return decision{self, "single-box mode"}
-	}
-	actx, cancel := context.WithTimeout(ctx, probeTimeout)
-	answers := cfg.Group().AskAll(actx)
-	cancel()
-	if m, votes, ok := ha.MostNamed(ha.Named(answers)); ok {
-		return decision{m, fmt.Sprintf("named by %d/%d sentinels", votes, len(answers))}
-	}
-	st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
-	if err != nil {
-		n.log.Warn("read sentinel state", "err", err)
-	}
-	if st.Master != nil && st.Name == cfg.Cluster.Name {
-		return decision{*st.Master, "no sentinel reachable; our sentinel's last known master"}
-	}
-	return decision{cfg.Bootstrap, "first start of the group: bootstrap_primary"}
-}
-
-// nextRedis is the restart gate: it returns the spec for the next start of
-// redis and blocks while starting it would be unsafe.
-//
-// A redis that crashed (or whose box lost power) while it was master must not
-// come back as master while peers exist: its replicas may hold writes it never
-// persisted, and a fast restart would make them resync to its stale data
-// (Sentinel may not even notice the restart). It stays down until the
-// sentinels name another master, then starts as that master's replica.
+// nextRedis is the restart gate (ha.Gate): it returns the spec for the next
+// start of redis and blocks while starting it would be unsafe.
 func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor.Spec, error) {
 	cfg := n.config()
-	crashed := last != nil && !last.Requested
+	var marker, stoppedCleanly bool
 	if last == nil {
 		_, err := os.Stat(runningMarker(cfg))
-		crashed = err == nil
+		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
 		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
 		// it is not a crash and keeps its role.
@@ -69,63 +51,49 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		if err == nil && !found {
 			found, graceful = n.shutdownOrphan(ctx, cfg)
 		}
+		stoppedCleanly = err == nil && found && graceful
 		switch {
 		case err != nil:
 			n.log.Warn("stop the previous agent's redis", "err", err)
-		case found && graceful:
+		case stoppedCleanly:
 			n.log.Info("the previous agent died but its redis lived; it has shut down cleanly and keeps its role")
-			crashed = false
-		case crashed:
+		case marker:
 			n.log.Warn("redis did not stop cleanly last time (crash or power loss)")
 		}
 	}
-	self := cfg.Self
-	var replicaOf *wire.Addr
-	var lastTry time.Time
-	var why string
+	crashed := ha.Crashed(last == nil, last != nil && last.Requested, marker, stoppedCleanly)
+	gate := ha.Gate{FailoverEvery: failoverRetry}
+	var start ha.Start
 	for logged := false; ; {
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
-		if d.master != self {
-			m := d.master
-			replicaOf = &m
-			why = d.why
-			if crashed {
-				why = "after a crash, " + why
+		var hold, failover bool
+		start, hold, failover = gate.Step(time.Now(), cfg.Self, d, crashed, cfg.Single())
+		if !hold {
+			if start.ReplicaOf != nil {
+				n.log.Info("starting redis as replica", "master", start.ReplicaOf.String(), "why", d.Why)
+			} else {
+				n.log.Info("starting redis as master", "why", d.Why)
 			}
-			n.log.Info("starting redis as replica", "master", m.String(), "why", d.why)
 			break
 		}
-		if !crashed || len(cfg.Peers) == 0 {
-			why = d.why
-			n.log.Info("starting redis as master", "why", d.why)
-			break
-		}
-		n.setGated(true)
+		n.gated.Store(true)
 		if !logged {
 			n.log.Warn("restart gate: redis crashed as master; keeping it down until the sentinels name a new master",
-				"sentinels say", d.why)
+				"sentinels say", d.Why)
 			logged = true
 		}
-		// We know for certain that the master is dead; Sentinel would wait
-		// down_after to find out. Ask for the failover now.
-		if time.Since(lastTry) >= failoverRetry {
-			lastTry = time.Now()
+		if failover {
 			n.fastFailover(ctx, cfg)
 		}
 		if err := sleepCtx(ctx, gateRetry); err != nil {
 			return supervisor.Spec{}, errStopping
 		}
 	}
-	n.setGated(false)
-	n.mu.Lock()
-	n.hist.cause = "started by the agent: " + why
-	if replicaOf != nil {
-		n.master = *replicaOf
-	} else {
-		n.master = self
-	}
-	n.mu.Unlock()
+	n.gated.Store(false)
+	n.roles.setCause("started by the agent: " + start.Why)
+	replicaOf := start.ReplicaOf
+	self := cfg.Self
 
 	conf := sentinel.RenderRedis(sentinel.RedisConf{
 		Port:        cfg.Redis.Port,
@@ -137,7 +105,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		ReplicaOf:   replicaOf,
 		Priority:    cfg.Node.Priority,
 		Settings:    cfg.Redis.Settings,
-		// With the agent alive, fencing (fence.go) bounds what an isolated
+		// With the agent alive, fencing (ha/fence.go) bounds what an isolated
 		// master acknowledges to fence_after; this bounds it to ~10 s even
 		// when the agent is dead or hung.
 		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
@@ -248,18 +216,12 @@ func (n *node) redisExited(e supervisor.Exit) {
 	if e.Requested {
 		return // stopped on purpose (restart, shutdown): not a role change
 	}
-	n.mu.Lock()
-	n.counts.redisRestarts++
-	wasMaster := n.hist.role == "master"
-	if n.hist.role == "down" {
-		n.mu.Unlock()
+	n.restarts.redis.Add(1)
+	c, wasMaster := n.roles.down(time.Now(), e.Err)
+	if c == nil {
 		return // still down: one record for the whole outage
 	}
-	c := Change{Time: time.Now(), From: n.hist.role, To: "down", Cause: fmt.Sprintf("redis exited: %v", e.Err),
-		OffsetBefore: n.hist.offset, OffsetAfter: n.hist.offset}
-	n.hist.role = "down"
-	n.mu.Unlock()
-	n.recordChange(cfg, c)
+	n.recordChange(cfg, *c)
 	// Now, not after the restart backoff (which grows when a box keeps
 	// crashing): the master is certainly dead and the group waits for a new
 	// one. Asked of the failover worker, so that the restart loop goes on.
@@ -314,7 +276,7 @@ func (n *node) waitReady(ctx context.Context) error {
 			if loading {
 				status = "redis is loading its dataset"
 			}
-		} else if n.isGated() {
+		} else if n.gated.Load() {
 			status = "redis down: restart gate holds it until the sentinels name a new master"
 		}
 		if status != "" && time.Since(extended) > extendEvery {
@@ -349,18 +311,6 @@ func (n *node) waitSentinel(ctx context.Context) error {
 	}
 }
 
-func (n *node) isGated() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.gated
-}
-
-func (n *node) setGated(g bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.gated = g
-}
-
 // nextSentinel renders sentinel.conf for each start of the local sentinel,
 // keeping its myid (a new id would make it a stranger to its peers) and the
 // epochs and known peers it learnt.
@@ -391,7 +341,7 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	if st.Name == cfg.Cluster.Name {
 		keep = st.Lines
 	}
-	master := n.chooseMaster(ctx, cfg).master
+	master := n.chooseMaster(ctx, cfg).Master
 	conf := sentinel.RenderSentinel(sentinel.SentinelConf{
 		Name:            cfg.Cluster.Name,
 		Port:            cfg.SentinelPort,
@@ -445,14 +395,4 @@ func (n *node) myID(cfg *config.Config) (string, error) {
 		return "", fmt.Errorf("save sentinel id: %w", err)
 	}
 	return id, nil
-}
-
-// sentinelEvents subscribes to the local sentinel's event stream; the stream
-// reconnects by itself and says "resubscribed" so we re-query.
-func (n *node) sentinelEvents(ctx context.Context) <-chan sentinel.Event {
-	cfg := n.config()
-	if len(cfg.Peers) == 0 {
-		return nil
-	}
-	return n.local.Sentinel().Events(ctx)
 }
