@@ -372,6 +372,9 @@ type replyError string
 
 func (e replyError) Error() string { return string(e) }
 
+// maxBulk is Redis's own limit on a bulk string (proto-max-bulk-len).
+const maxBulk = 512 << 20
+
 // parseReply parses one RESP2 reply from the front of b: a string, an
 // int64, a replyError, nil, or []any of those. used is 0 when b does not
 // hold a whole reply yet.
@@ -397,13 +400,13 @@ func parseReply(b []byte) (v any, used int, err error) {
 		return n, used, nil
 	case '$':
 		n, err := strconv.Atoi(line)
-		if err != nil || n < -1 {
+		if err != nil || n < -1 || n > maxBulk {
 			return nil, 0, fmt.Errorf("resp: bulk length %q", line)
 		}
 		if n == -1 {
 			return nil, used, nil
 		}
-		if len(b) < used+n+2 {
+		if len(b)-used-2 < n {
 			return nil, 0, nil
 		}
 		return string(b[used : used+n]), used + n + 2, nil
@@ -415,7 +418,7 @@ func parseReply(b []byte) (v any, used int, err error) {
 		if n == -1 {
 			return nil, used, nil
 		}
-		out := make([]any, 0, n)
+		out := make([]any, 0, min(n, 16)) // n is the peer's word: allocate as elements arrive
 		for range n {
 			e, u, err := parseReply(b[used:])
 			if err != nil || u == 0 {

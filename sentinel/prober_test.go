@@ -39,8 +39,10 @@ func TestParseReply(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := parseReply([]byte("?x\r\n")); err == nil {
-		t.Error("parseReply of an unknown type: no error")
+	for _, bad := range []string{"?x\r\n", "$9223372036854775807\r\n", "$536870913\r\n", "*x\r\n"} {
+		if _, _, err := parseReply([]byte(bad)); err == nil {
+			t.Errorf("parseReply(%q): no error", bad)
+		}
 	}
 }
 
