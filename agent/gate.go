@@ -36,6 +36,44 @@ func (n *node) chooseMaster(ctx context.Context, cfg *config.Config) ha.Decision
 	return ha.ChooseMaster(cfg.Self, a)
 }
 
+// redisConf is what the configuration says of redis.conf; replicaOf is the
+// start decision's.
+func redisConf(cfg *config.Config, replicaOf *wire.Addr) sentinel.RedisConf {
+	return sentinel.RedisConf{
+		Port:        cfg.Redis.Port,
+		Bind:        cfg.Bind(),
+		Announce:    cfg.Self,
+		Dir:         cfg.Node.DataDir,
+		Password:    cfg.Password,
+		Persistence: cfg.Redis.Persistence,
+		ReplicaOf:   replicaOf,
+		Priority:    cfg.Node.Priority,
+		Settings:    cfg.Redis.Settings,
+		// With the agent alive, fencing (ha/fence.go) bounds what an isolated
+		// master acknowledges to fence_after; this bounds it to ~10 s even
+		// when the agent is dead or hung.
+		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
+		MinReplicasMaxLag: 10,
+	}
+}
+
+// sentinelConf is what the configuration says of sentinel.conf; the master,
+// the id and the state Sentinel keeps are added at each start.
+func sentinelConf(cfg *config.Config) sentinel.SentinelConf {
+	return sentinel.SentinelConf{
+		Name:            cfg.Cluster.Name,
+		Port:            cfg.SentinelPort,
+		Bind:            cfg.Bind(),
+		Announce:        cfg.LocalSentinel(),
+		Dir:             cfg.Node.DataDir,
+		Quorum:          cfg.SentinelQuorum(),
+		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
+		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
+		ParallelSyncs:   cfg.ParallelSyncs(),
+		Password:        cfg.Password,
+	}
+}
+
 // nextRedis is the restart gate (ha.Gate): it returns the spec for the next
 // start of redis and blocks while starting it would be unsafe.
 func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor.Spec, error) {
@@ -93,24 +131,8 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	n.gated.Store(false)
 	n.roles.setCause("started by the agent: " + start.Why)
 	replicaOf := start.ReplicaOf
-	self := cfg.Self
 
-	conf := sentinel.RenderRedis(sentinel.RedisConf{
-		Port:        cfg.Redis.Port,
-		Bind:        cfg.Bind(),
-		Announce:    self,
-		Dir:         cfg.Node.DataDir,
-		Password:    cfg.Password,
-		Persistence: cfg.Redis.Persistence,
-		ReplicaOf:   replicaOf,
-		Priority:    cfg.Node.Priority,
-		Settings:    cfg.Redis.Settings,
-		// With the agent alive, fencing (ha/fence.go) bounds what an isolated
-		// master acknowledges to fence_after; this bounds it to ~10 s even
-		// when the agent is dead or hung.
-		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
-		MinReplicasMaxLag: 10,
-	})
+	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)
@@ -342,22 +364,9 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		keep = st.Lines
 	}
 	master := n.chooseMaster(ctx, cfg).Master
-	conf := sentinel.RenderSentinel(sentinel.SentinelConf{
-		Name:            cfg.Cluster.Name,
-		Port:            cfg.SentinelPort,
-		Bind:            cfg.Bind(),
-		Announce:        cfg.LocalSentinel(),
-		Dir:             cfg.Node.DataDir,
-		Master:          master,
-		Quorum:          cfg.SentinelQuorum(),
-		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
-		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
-		ParallelSyncs:   cfg.ParallelSyncs(),
-		Password:        cfg.Password,
-		MyID:            myid,
-		State:           keep,
-		KnownReplicas:   cfg.Peers,
-	})
+	sc := sentinelConf(cfg)
+	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	conf := sentinel.RenderSentinel(sc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render sentinel.conf: %w", err)

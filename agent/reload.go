@@ -133,96 +133,77 @@ func firstProblem(err error) string {
 
 // apply moves the running children from cur to next: at runtime where Redis
 // allows it (CONFIG SET, SENTINEL SET), by restarting a child only where it
-// must.
+// must. What changed, and how it may change, is read off the directives the
+// files are rendered from (sentinel.Diff).
 func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	if cur.Tuning != next.Tuning {
 		n.tune(next)
 	}
-	if redisIdentity(cur) != redisIdentity(next) {
-		n.log.Info("reload: redis must restart (port, binary, address or state directory changed)")
+	set, restart := sentinel.Diff(redisConf(cur, nil).Directives(), redisConf(next, nil).Directives())
+	if cur.Redis.Binary != next.Redis.Binary {
+		restart = "redis.binary changed"
+	}
+	if restart != "" {
+		n.log.Info("reload: redis must restart", "why", restart)
 		n.redis.Restart()
-	} else if err := n.applyRedis(ctx, cur, next); err != nil {
+	} else if err := n.applyRedis(ctx, cur, set); err != nil {
 		n.log.Warn("reload: runtime change refused by redis; restarting it", "err", err)
 		n.redis.Restart()
 	}
-	if (len(cur.Peers) == 0) != (len(next.Peers) == 0) {
+	switch {
+	case cur.Single() != next.Single():
 		n.log.Info("reload: single-box mode changed; restarting sentinel")
 		n.sentinel.Restart()
-	} else if len(next.Peers) == 0 {
-		// no sentinel in single-box mode
-	} else if sentinelIdentity(cur) != sentinelIdentity(next) {
-		n.log.Info("reload: sentinel must restart (port, name, password, address or state directory changed)")
-		n.sentinel.Restart()
-	} else if err := n.applySentinel(ctx, next); err != nil {
-		n.log.Warn("reload: SENTINEL SET failed; restarting sentinel", "err", err)
-		n.sentinel.Restart()
+	case next.Single(): // no sentinel in single-box mode
+	default:
+		set, restart := sentinel.Diff(sentinelConf(cur).Directives(), sentinelConf(next).Directives())
+		if cur.Redis.Binary != next.Redis.Binary {
+			restart = "redis.binary changed"
+		}
+		if restart != "" {
+			n.log.Info("reload: sentinel must restart", "why", restart)
+			n.sentinel.Restart()
+		} else if err := n.applySentinel(ctx, next, set); err != nil {
+			n.log.Warn("reload: SENTINEL SET failed; restarting sentinel", "err", err)
+			n.sentinel.Restart()
+		}
 	}
 	n.log.Info("reload applied", "mode", next.Describe())
 }
 
-// redisIdentity is what cannot change while redis runs.
-func redisIdentity(c *config.Config) string {
-	return fmt.Sprint(c.Redis.Port, c.Redis.Binary, c.Node.DataDir, c.Self, c.Bind())
-}
-
-func sentinelIdentity(c *config.Config) string {
-	return fmt.Sprint(c.SentinelPort, c.Redis.Binary, c.Node.DataDir, c.Self, c.Cluster.Name, c.Password)
-}
-
-// applyRedis sets what changed through CONFIG SET. A removed redis.settings key
-// cannot be unset at runtime, so it needs a restart (reported as an error).
-func (n *node) applyRedis(ctx context.Context, cur, next *config.Config) error {
-	set := map[string]string{}
-	for k, v := range next.Redis.Settings {
-		if old, ok := cur.Redis.Settings[k]; !ok || old != v {
-			set[k] = v
-		}
-	}
-	for k := range cur.Redis.Settings {
-		if _, ok := next.Redis.Settings[k]; !ok {
-			return fmt.Errorf("redis.settings %s removed", k)
-		}
-	}
-	if cur.Redis.Persistence != next.Redis.Persistence {
-		for _, kv := range sentinel.PersistenceSettings(next.Redis.Persistence) {
-			set[kv[0]] = kv[1]
-		}
-	}
-	if cur.Node.Priority != next.Node.Priority {
-		set["replica-priority"] = fmt.Sprint(next.Node.Priority)
-	}
-	if cur.Password != next.Password {
-		set["requirepass"] = next.Password
-		set["masterauth"] = next.Password
-	}
+// applyRedis makes the runtime changes (CONFIG SET).
+func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]string) error {
 	if len(set) == 0 {
 		return nil
 	}
 	// The old password still authenticates the connection we have.
 	c := sentinel.NewRedis(cur.Self, cur.Password)
 	defer c.Close()
-	for k, v := range set {
+	for _, kv := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := c.Set(cctx, k, v)
+		err := c.Set(cctx, kv[0], kv[1])
 		cancel()
 		if err != nil {
 			return err
 		}
-		n.log.Info("reload: redis setting applied", "key", k)
+		n.log.Info("reload: redis setting applied", "key", kv[0])
 	}
 	return nil
 }
 
 // applySentinel pushes the per-group settings to the local sentinel; every
 // agent does the same on its own box, so all sentinels converge.
-func (n *node) applySentinel(ctx context.Context, next *config.Config) error {
+func (n *node) applySentinel(ctx context.Context, next *config.Config, set [][2]string) error {
+	if len(set) == 0 {
+		return nil
+	}
+	var kv []string
+	for _, s := range set {
+		kv = append(kv, s[0], s[1])
+	}
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	return n.local.Sentinel().Set(cctx, next.Cluster.Name,
-		"down-after-milliseconds", fmt.Sprint(time.Duration(next.Sentinel.DownAfter).Milliseconds()),
-		"failover-timeout", fmt.Sprint(time.Duration(next.Sentinel.FailoverTimeout).Milliseconds()),
-		"quorum", fmt.Sprint(next.SentinelQuorum()),
-		"parallel-syncs", fmt.Sprint(next.ParallelSyncs()))
+	return n.local.Sentinel().Set(cctx, next.Cluster.Name, kv...)
 }
 
 // tune applies the kernel settings: plan, apply, verify. Without root it

@@ -36,58 +36,80 @@ type RedisConf struct {
 	Settings          map[string]string
 }
 
-// RenderRedis renders redis.conf. The output depends only on c, so an
-// unchanged config renders byte-identical files.
-//
-// Redis rewrites this file at runtime (CONFIG REWRITE after Sentinel sends
-// REPLICAOF); the agent renders it again before every start, so those edits
-// never outlive the process.
-func RenderRedis(c RedisConf) []byte {
-	var b bytes.Buffer
-	b.WriteString(header)
-	line(&b, "port", strconv.Itoa(c.Port))
+// Directive is one line of a generated file, and how a running server takes
+// a change of it. The renderers and the reload diff both work from a conf's
+// directives, so what the file says and what a reload changes cannot drift.
+type Directive struct {
+	Key   string // as the file spells it: "port", "sentinel down-after-milliseconds"
+	Value string // as the file spells it, quoted where needed
+	// Live is the runtime change, CONFIG SET key value (redis) or SENTINEL
+	// SET <group> key value (sentinel); nil: only a restart applies it.
+	Live *[2]string
+	// Decided is a line the agent decides at each start or at runtime (the
+	// role, the fence, Sentinel's own state), not one a reload compares.
+	Decided bool
+	// Setting is a redis.settings passthrough: removing one needs a restart,
+	// since CONFIG SET cannot unset it.
+	Setting bool
+	// Hidden shapes another line without a line of its own (quorum, group
+	// name: parts of the monitor line that change on their own).
+	Hidden bool
+}
+
+func fixed(key, value string) Directive { return Directive{Key: key, Value: value} }
+
+func live(key, value, raw string) Directive {
+	return Directive{Key: key, Value: value, Live: &[2]string{key, raw}}
+}
+
+// Directives lists redis.conf's lines in file order.
+func (c RedisConf) Directives() []Directive {
+	var ds []Directive
+	add := func(d Directive) { ds = append(ds, d) }
+	add(fixed("port", strconv.Itoa(c.Port)))
 	if len(c.Bind) > 0 {
-		line(&b, "bind", strings.Join(c.Bind, " "))
+		add(fixed("bind", strings.Join(c.Bind, " ")))
 	}
 	// The password is the access control; protected-mode would only refuse
 	// non-loopback clients when no password is set, which never happens here.
-	line(&b, "protected-mode", "no")
+	add(fixed("protected-mode", "no"))
 	// The agent supervises redis in the foreground and is the one talking to
 	// systemd (NotifyAccess=main ignores children anyway).
-	line(&b, "daemonize", "no")
-	line(&b, "supervised", "no")
-	line(&b, "logfile", quote("")) // stdout, which the supervisor logs
-	line(&b, "dir", quote(c.Dir))
+	add(fixed("daemonize", "no"))
+	add(fixed("supervised", "no"))
+	add(fixed("logfile", quote(""))) // stdout, which the supervisor logs
+	add(fixed("dir", quote(c.Dir)))
 	if c.Password != "" {
-		line(&b, "requirepass", quote(c.Password))
-		line(&b, "masterauth", quote(c.Password))
+		add(live("requirepass", quote(c.Password), c.Password))
+		add(live("masterauth", quote(c.Password), c.Password))
 	}
 	if c.Announce.Host != "" {
-		line(&b, "replica-announce-ip", c.Announce.Host)
+		add(fixed("replica-announce-ip", c.Announce.Host))
 	}
 	if c.Announce.Port != 0 {
-		line(&b, "replica-announce-port", strconv.Itoa(c.Announce.Port))
+		add(fixed("replica-announce-port", strconv.Itoa(c.Announce.Port)))
 	}
-	line(&b, "replica-priority", strconv.Itoa(c.Priority))
-	line(&b, "replica-read-only", "yes")
-	line(&b, "replica-serve-stale-data", "yes")
+	add(live("replica-priority", strconv.Itoa(c.Priority), strconv.Itoa(c.Priority)))
+	add(fixed("replica-read-only", "yes"))
+	add(fixed("replica-serve-stale-data", "yes"))
 	// Already the 7.0 default; stated so the file means the same on every
 	// version. A rejoining ex-master whose history diverged needs a full sync,
 	// and diskless streams it without first writing an RDB on the new master.
-	line(&b, "repl-diskless-sync", "yes")
+	add(fixed("repl-diskless-sync", "yes"))
 	// The default waits 5 s for more replicas to share one transfer; a box
 	// that just rejoined would be that much longer out of sync, which is the
 	// window in which a second failure loses writes.
-	line(&b, "repl-diskless-sync-delay", "0")
-	for _, kv := range PersistenceSettings(c.Persistence) {
-		line(&b, kv[0], settingValue(kv[1]))
+	add(fixed("repl-diskless-sync-delay", "0"))
+	for _, kv := range persistenceSettings(c.Persistence) {
+		add(live(kv[0], settingValue(kv[1]), kv[1]))
 	}
-	line(&b, "min-replicas-to-write", strconv.Itoa(c.MinReplicas))
+	// The fence raises it at runtime (fence.go); a reload leaves it alone.
+	add(Directive{Key: "min-replicas-to-write", Value: strconv.Itoa(c.MinReplicas), Decided: true})
 	if c.MinReplicasMaxLag > 0 {
-		line(&b, "min-replicas-max-lag", strconv.Itoa(c.MinReplicasMaxLag))
+		add(live("min-replicas-max-lag", strconv.Itoa(c.MinReplicasMaxLag), strconv.Itoa(c.MinReplicasMaxLag)))
 	}
 	if c.ReplicaOf != nil {
-		line(&b, "replicaof", c.ReplicaOf.Host+" "+strconv.Itoa(c.ReplicaOf.Port))
+		add(Directive{Key: "replicaof", Value: c.ReplicaOf.Host + " " + strconv.Itoa(c.ReplicaOf.Port), Decided: true})
 	}
 	keys := make([]string, 0, len(c.Settings))
 	for k := range c.Settings {
@@ -99,14 +121,77 @@ func RenderRedis(c RedisConf) []byte {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		line(&b, k, settingValue(c.Settings[k]))
+		d := live(k, settingValue(c.Settings[k]), c.Settings[k])
+		d.Setting = true
+		add(d)
+	}
+	return ds
+}
+
+// RenderRedis renders redis.conf. The output depends only on c, so an
+// unchanged config renders byte-identical files.
+//
+// Redis rewrites this file at runtime (CONFIG REWRITE after Sentinel sends
+// REPLICAOF); the agent renders it again before every start, so those edits
+// never outlive the process.
+func RenderRedis(c RedisConf) []byte { return render(c.Directives()) }
+
+func render(ds []Directive) []byte {
+	var b bytes.Buffer
+	b.WriteString(header)
+	for _, d := range ds {
+		if d.Hidden {
+			continue
+		}
+		if d.Key == "" { // a line Sentinel wrote, handed back verbatim
+			b.WriteString(d.Value)
+			b.WriteByte('\n')
+			continue
+		}
+		line(&b, d.Key, d.Value)
 	}
 	return b.Bytes()
 }
 
-// PersistenceSettings is redis.persistence as redis directives, in order;
+// Diff says how a running server moves from the directives cur to next: the
+// runtime changes to make, in file order, or why it must restart instead
+// ("" when it need not).
+func Diff(cur, next []Directive) (set [][2]string, restart string) {
+	index := func(ds []Directive) map[string]Directive {
+		m := map[string]Directive{}
+		for _, d := range ds {
+			if !d.Decided && d.Key != "" {
+				m[d.Key] = d
+			}
+		}
+		return m
+	}
+	was, now := index(cur), index(next)
+	for _, d := range next {
+		if d.Decided || d.Key == "" {
+			continue
+		}
+		if c, ok := was[d.Key]; ok && c.Value == d.Value {
+			continue
+		}
+		if d.Live == nil {
+			return nil, d.Key + " changed"
+		}
+		set = append(set, *d.Live)
+	}
+	for _, d := range cur {
+		if _, ok := now[d.Key]; !ok && d.Setting {
+			// The other owned lines go only with a change that sets their
+			// replacement (appendfsync with persistence "aof").
+			return nil, d.Key + " removed from redis.settings"
+		}
+	}
+	return set, ""
+}
+
+// persistenceSettings is redis.persistence as redis directives, in order;
 // the agent renders them and sets them at runtime (CONFIG SET) on reload.
-func PersistenceSettings(persistence string) [][2]string {
+func persistenceSettings(persistence string) [][2]string {
 	switch persistence {
 	case "aof":
 		return [][2]string{{"appendonly", "yes"}, {"appendfsync", "everysec"}, {"save", defaultSave}}
@@ -139,54 +224,67 @@ type SentinelConf struct {
 	KnownReplicas []wire.Addr
 }
 
-// RenderSentinel renders sentinel.conf. Sentinel rewrites the file on every
-// state change; ReadSentinelState recovers what must survive a re-render.
-func RenderSentinel(c SentinelConf) []byte {
-	var b bytes.Buffer
-	b.WriteString(header)
-	line(&b, "port", strconv.Itoa(c.Port))
-	if len(c.Bind) > 0 {
-		line(&b, "bind", strings.Join(c.Bind, " "))
+// Options are the group's settings a running sentinel takes with SENTINEL
+// SET, as directives.
+func (c SentinelConf) options() []Directive {
+	opt := func(key, value string) Directive {
+		return Directive{Key: "sentinel " + key, Value: c.Name + " " + value, Live: &[2]string{key, value}}
 	}
-	line(&b, "protected-mode", "no")
-	line(&b, "daemonize", "no")
-	line(&b, "logfile", quote(""))
-	line(&b, "dir", quote(c.Dir))
+	var ds []Directive
+	if c.DownAfter > 0 {
+		ds = append(ds, opt("down-after-milliseconds", strconv.FormatInt(c.DownAfter.Milliseconds(), 10)))
+	}
+	if c.FailoverTimeout > 0 {
+		ds = append(ds, opt("failover-timeout", strconv.FormatInt(c.FailoverTimeout.Milliseconds(), 10)))
+	}
+	return append(ds, opt("parallel-syncs", strconv.Itoa(max(c.ParallelSyncs, 1))))
+}
+
+// Directives lists sentinel.conf's lines in file order.
+func (c SentinelConf) Directives() []Directive {
+	var ds []Directive
+	add := func(d Directive) { ds = append(ds, d) }
+	add(fixed("port", strconv.Itoa(c.Port)))
+	if len(c.Bind) > 0 {
+		add(fixed("bind", strings.Join(c.Bind, " ")))
+	}
+	add(fixed("protected-mode", "no"))
+	add(fixed("daemonize", "no"))
+	add(fixed("logfile", quote("")))
+	add(fixed("dir", quote(c.Dir)))
 	// A stable id keeps the other sentinels' known-sentinel entries valid; a
 	// new one on every start would leave stale peers behind (-dup-sentinel).
 	if c.MyID != "" {
-		line(&b, "sentinel myid", c.MyID)
+		add(fixed("sentinel myid", c.MyID))
 	}
 	if c.Announce.Host != "" {
-		line(&b, "sentinel announce-ip", c.Announce.Host)
+		add(fixed("sentinel announce-ip", c.Announce.Host))
 	}
 	if c.Announce.Port != 0 {
-		line(&b, "sentinel announce-port", strconv.Itoa(c.Announce.Port))
+		add(fixed("sentinel announce-port", strconv.Itoa(c.Announce.Port)))
 	}
 	// Must precede the monitor line: without it "sentinel monitor" refuses a
 	// hostname while the file is being loaded.
 	if !isIP(c.Master.Host) || (c.Announce.Host != "" && !isIP(c.Announce.Host)) {
-		line(&b, "sentinel resolve-hostnames", "yes")
+		add(Directive{Key: "sentinel resolve-hostnames", Value: "yes", Decided: true})
 	}
 	if c.Password != "" {
-		line(&b, "requirepass", quote(c.Password))
-		line(&b, "sentinel sentinel-pass", quote(c.Password))
+		add(fixed("requirepass", quote(c.Password)))
+		add(fixed("sentinel sentinel-pass", quote(c.Password)))
 	}
 	// The default, stated: scripts must not be reconfigurable over the network.
-	line(&b, "sentinel deny-scripts-reconfig", "yes")
+	add(fixed("sentinel deny-scripts-reconfig", "yes"))
 	// Per-master options name a group that the monitor line must have
-	// created already.
-	line(&b, "sentinel monitor", fmt.Sprintf("%s %s %d %d", c.Name, c.Master.Host, c.Master.Port, c.Quorum))
+	// created already. The master is the start decision's; the name and the
+	// quorum are the configuration's.
+	add(Directive{Key: "sentinel monitor", Value: fmt.Sprintf("%s %s %d %d", c.Name, c.Master.Host, c.Master.Port, c.Quorum), Decided: true})
+	add(Directive{Key: "group name", Value: c.Name, Hidden: true})
+	q := strconv.Itoa(c.Quorum)
+	add(Directive{Key: "group quorum", Value: q, Live: &[2]string{"quorum", q}, Hidden: true})
 	if c.Password != "" {
-		line(&b, "sentinel auth-pass", c.Name+" "+quote(c.Password))
+		add(fixed("sentinel auth-pass", c.Name+" "+quote(c.Password)))
 	}
-	if c.DownAfter > 0 {
-		line(&b, "sentinel down-after-milliseconds", c.Name+" "+strconv.FormatInt(c.DownAfter.Milliseconds(), 10))
-	}
-	if c.FailoverTimeout > 0 {
-		line(&b, "sentinel failover-timeout", c.Name+" "+strconv.FormatInt(c.FailoverTimeout.Milliseconds(), 10))
-	}
-	line(&b, "sentinel parallel-syncs", c.Name+" "+strconv.Itoa(max(c.ParallelSyncs, 1)))
+	ds = append(ds, c.options()...)
 	for _, l := range c.State {
 		// The state was written under an earlier view of the group: a box
 		// that was off through a failover remembers the new master as one
@@ -194,11 +292,9 @@ func RenderSentinel(c SentinelConf) []byte {
 		// role master and tell it to replicate from itself
 		// (+convert-to-slave): every write refused until the other
 		// sentinels fail over again.
-		if replicaLineOf(l, c.Master) {
-			continue
+		if !replicaLineOf(l, c.Master) {
+			add(Directive{Value: l, Decided: true})
 		}
-		b.WriteString(l)
-		b.WriteByte('\n')
 	}
 	// Sentinel learns replicas from the master's INFO every 10 s and
 	// reconfigures only those it knows when it fails over; naming them up
@@ -206,12 +302,15 @@ func RenderSentinel(c SentinelConf) []byte {
 	for _, r := range c.KnownReplicas {
 		l := fmt.Sprintf("sentinel known-replica %s %s %d", c.Name, r.Host, r.Port)
 		if r != c.Master && !slices.Contains(c.State, l) {
-			b.WriteString(l)
-			b.WriteByte('\n')
+			add(Directive{Value: l, Decided: true})
 		}
 	}
-	return b.Bytes()
+	return ds
 }
+
+// RenderSentinel renders sentinel.conf. Sentinel rewrites the file on every
+// state change; ReadSentinelState recovers what must survive a re-render.
+func RenderSentinel(c SentinelConf) []byte { return render(c.Directives()) }
 
 // replicaLineOf reports whether l is a known-replica (or known-slave) line
 // naming master.
