@@ -1,11 +1,6 @@
 package ha
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
@@ -20,29 +15,7 @@ func TestBoundaries(t *testing.T) {
 		"net": "ha does no I/O", "os/exec": "ha does no I/O", "github.com/redis/go-redis/": "ha does no I/O",
 	})
 	testutil.ForbidImports(t, "os", "io/fs", "syscall", "log", "log/slog")
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(file, func(n ast.Node) bool {
-			if sel, ok := n.(*ast.SelectorExpr); ok {
-				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "time" {
-					switch sel.Sel.Name {
-					case "Now", "Since", "Until", "Sleep", "After", "AfterFunc", "Tick", "NewTimer", "NewTicker":
-						t.Errorf("%s: time.%s: ha takes the time as an argument", fset.Position(n.Pos()), sel.Sel.Name)
-					}
-				}
-			}
-			return true
-		})
-	}
+	testutil.ForbidCalls(t, map[string][]string{
+		"time": {"Now", "Since", "Until", "Sleep", "After", "AfterFunc", "Tick", "NewTimer", "NewTicker"},
+	})
 }

@@ -1,7 +1,11 @@
 package testutil
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -68,5 +72,47 @@ func OnlyDeps(t testing.TB, allowed ...string) {
 		if strings.HasPrefix(d, Module+"/") && d != strings.TrimSpace(string(self)) && !slices.Contains(allowed, d) {
 			t.Errorf("depends on %s", d)
 		}
+	}
+}
+
+// ForbidCalls fails the test for each pkg.Name selector (os.Getenv,
+// time.Now) in the non-test files of the package in the current directory
+// whose pkg is a key of forbidden and whose Name is listed under it, and
+// for each string literal that contains one of strs.
+func ForbidCalls(t testing.TB, forbidden map[string][]string, strs ...string) {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if id, ok := n.X.(*ast.Ident); ok && slices.Contains(forbidden[id.Name], n.Sel.Name) {
+					t.Errorf("%s: %s.%s", fset.Position(n.Pos()), id.Name, n.Sel.Name)
+				}
+			case *ast.BasicLit:
+				for _, s := range strs {
+					if n.Kind == token.STRING && strings.Contains(n.Value, s) {
+						t.Errorf("%s: mentions %s", fset.Position(n.Pos()), s)
+					}
+				}
+			}
+			return true
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no package files checked")
 	}
 }
