@@ -8,14 +8,15 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
 // check is the preflight an operator runs before (or after) enabling the
 // unit: every finding is printed, and any failure makes the exit code 1.
 func check(ctx context.Context, path string, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "%s  %s\n", mark, fmt.Sprintf(format, args...))
 	}
-	report(true, false, "configuration: %s", describeMode(cfg))
+	report(true, false, "configuration: %s", cfg.Describe())
 
 	if fi, err := os.Stat(cfg.Redis.Binary); err != nil || fi.Mode()&0o111 == 0 {
 		report(false, false, "redis.binary %s is not an executable file", cfg.Redis.Binary)
@@ -42,13 +43,13 @@ func check(ctx context.Context, path string, out io.Writer) error {
 
 	ports := []struct {
 		name string
-		addr sentinel.Addr
-	}{{"redis.port", selfAddr(cfg)}}
+		addr wire.Addr
+	}{{"redis.port", cfg.Self}}
 	if len(cfg.Peers) > 0 {
 		ports = append(ports, struct {
 			name string
-			addr sentinel.Addr
-		}{"sentinel.port", localSentinel(cfg)})
+			addr wire.Addr
+		}{"sentinel.port", cfg.LocalSentinel()})
 	}
 	for _, p := range ports {
 		if l, err := net.Listen("tcp", p.addr.String()); err == nil {
@@ -62,13 +63,13 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		}
 	}
 
-	self := selfAddr(cfg)
+	self := cfg.Self
 	for _, p := range cfg.Peers {
-		a := peerAddr(p)
+		a := p
 		if a == self {
 			continue
 		}
-		s := sentinelOf(cfg, a)
+		s := cfg.SentinelOf(a)
 		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
 		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
 	}
@@ -101,7 +102,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	return nil
 }
 
-func dialOK(ctx context.Context, a sentinel.Addr) bool {
+func dialOK(ctx context.Context, a wire.Addr) bool {
 	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "tcp", a.String())
 	if err != nil {

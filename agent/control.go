@@ -13,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 )
 
 // The control socket lets the CLI ask the running agent to act (switchover).
 // It is a Unix socket in the runtime directory, mode 0600: only root, the
 // agent's own user, can drive the agent.
-func controlPath(cfg *Config) string { return filepath.Join(cfg.Node.RunDir, "agent.sock") }
+func controlPath(cfg *config.Config) string { return filepath.Join(cfg.Node.RunDir, "agent.sock") }
 
 type controlReply struct {
 	Result  *SwitchoverResult `json:"result,omitempty"`
@@ -28,7 +30,7 @@ type controlReply struct {
 
 // serveControl serves the control socket until ctx ends; it returns once the
 // server has stopped.
-func (n *node) serveControl(ctx context.Context, cfg *Config, log *slog.Logger) {
+func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.Logger) {
 	path := controlPath(cfg)
 	_ = os.Remove(path) // a socket left by a killed agent
 	l, err := net.Listen("unix", path)
@@ -41,7 +43,7 @@ func (n *node) serveControl(ctx context.Context, cfg *Config, log *slog.Logger) 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /switchover", func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.switchover(r.Context(), r.URL.Query().Get("to"))
+		res, err := n.requestSwitchover(r.Context(), r.URL.Query().Get("to"))
 		reply := controlReply{Result: &res}
 		if err != nil {
 			reply = controlReply{Error: err.Error(), Refused: errors.Is(err, errRefused)}
@@ -66,10 +68,26 @@ func (n *node) serveControl(ctx context.Context, cfg *Config, log *slog.Logger) 
 	_ = os.Remove(path)
 }
 
+// requestSwitchover hands a switchover to the loop and waits for its result.
+func (n *node) requestSwitchover(ctx context.Context, to string) (SwitchoverResult, error) {
+	call := switchoverCall{ctx: ctx, to: to, reply: make(chan switchoverReply, 1)}
+	select {
+	case n.switchovers <- call:
+	case <-ctx.Done():
+		return SwitchoverResult{}, ctx.Err()
+	}
+	select {
+	case r := <-call.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		return SwitchoverResult{}, ctx.Err()
+	}
+}
+
 // switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the
 // local agent, which drives the whole group.
 func switchoverCmd(ctx context.Context, path, to string, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 )
 
 // Change is one role change of the local redis, as `history` prints it.
@@ -23,7 +27,109 @@ type Change struct {
 	OffsetAfter  int64     `json:"offset_after"`  // first offset seen in the new role
 }
 
-func historyPath(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "history.jsonl") }
+// roleLog follows this box's role for the history: the last role recorded
+// (master, replica, down, "" before the first), the offset last seen in it,
+// and why the next change happens when the agent causes it. The loop notes
+// what it observes, the redis child's exit notes "down", and the gate,
+// switchover and fence give causes, from their own goroutines: it keeps its
+// own lock.
+type roleLog struct {
+	mu      sync.Mutex
+	role    string
+	offset  int64
+	cause   string
+	changes int // recorded since the agent started, for /metrics
+}
+
+// restore picks up where the history file ends.
+func (h *roleLog) restore(past []Change) {
+	if len(past) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last := past[len(past)-1]
+	h.role, h.offset = last.To, last.OffsetAfter
+}
+
+// setCause says why the next role change happens.
+func (h *roleLog) setCause(cause string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cause = cause
+}
+
+func (h *roleLog) isMaster() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.role == "master"
+}
+
+func (h *roleLog) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changes
+}
+
+// note compares an observed role with the last recorded one and returns
+// the change to record, if any.
+func (h *roleLog) note(now time.Time, s ha.Snapshot) *Change {
+	if !s.RedisUp {
+		return nil
+	}
+	kind, master := "replica", s.Role.Master
+	if s.Role.Kind == "master" {
+		kind, master = "master", s.Self
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer func() { h.offset = s.Role.Offset }()
+	if kind == h.role {
+		return nil
+	}
+	cause := h.cause
+	if cause == "" {
+		cause = "reconfigured by Sentinel"
+	}
+	c := &Change{Time: now, From: h.role, To: kind, Master: master.String(), Cause: cause,
+		OffsetBefore: h.offset, OffsetAfter: s.Role.Offset}
+	h.role, h.cause = kind, ""
+	h.changes++
+	return c
+}
+
+// down notes that redis exited on its own; nil when it was down already
+// (one record for the whole outage). wasMaster says it died as master.
+func (h *roleLog) down(now time.Time, err error) (c *Change, wasMaster bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	wasMaster = h.role == "master"
+	if h.role == "down" {
+		return nil, wasMaster
+	}
+	c = &Change{Time: now, From: h.role, To: "down", Cause: fmt.Sprintf("redis exited: %v", err),
+		OffsetBefore: h.offset, OffsetAfter: h.offset}
+	h.role = "down"
+	h.changes++
+	return c, wasMaster
+}
+
+// recordChange logs a role change, appends it to the history file and hands
+// it to the hook runner.
+func (n *node) recordChange(cfg *config.Config, c Change) {
+	n.log.Info("role change", "from", orDash(c.From), "to", c.To, "master", c.Master, "cause", c.Cause,
+		"offset_before", c.OffsetBefore, "offset_after", c.OffsetAfter)
+	if err := appendHistory(historyPath(cfg), c); err != nil {
+		n.log.Warn("record role change", "err", err)
+	}
+	select {
+	case n.hooks <- c:
+	default:
+		n.log.Warn("hooks.on_role_change is falling behind; dropping a role change", "to", c.To)
+	}
+}
+
+func historyPath(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "history.jsonl") }
 
 // appendHistory adds one line to the history file. It is an append-only log
 // (one JSON object per line, fsynced): a torn last line after a power loss
@@ -73,7 +179,7 @@ func readHistory(path string) ([]Change, error) {
 }
 
 func history(path string, asJSON bool, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}

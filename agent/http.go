@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
@@ -23,10 +24,6 @@ import (
 // costs microseconds and cannot pile up behind a hung peer. The one
 // exception is /primary on a box that the observation calls primary: it
 // confirms with the local redis (liveRole).
-
-// staleAfter is how old an observation may be before the API stops
-// vouching for it (the probes run every second).
-const staleAfter = 3 * time.Second
 
 // BoxStatus is this box as /status reports it: the fields of a `status
 // --json` peer, plus what only the local agent knows. Its lag_bytes is -1
@@ -38,13 +35,11 @@ type BoxStatus struct {
 	Status  string `json:"status"` // the STATUS= line
 }
 
-// view is one consistent read of the node's state for a request.
+// view is one consistent read of what the loop published, for a request.
 type view struct {
-	cfg    *Config
-	s      snapshot
-	q      quorumView
-	lag    int64
-	fresh  bool
+	ha.View
+	cfg    *config.Config
+	now    time.Time
 	counts counters
 }
 
@@ -56,52 +51,39 @@ type counters struct {
 }
 
 func (n *node) readView() view {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return view{cfg: n.cfg, s: n.last, q: n.view, lag: n.lag, counts: n.counts,
-		fresh: time.Since(n.lastAt) < staleAfter}
-}
-
-// isPrimary: this box is the master a quorum of sentinels names, and it is
-// not fenced (single box: it is the master).
-func (v view) isPrimary() bool {
-	if !v.fresh || !v.s.redisUp || v.s.role.Kind != "master" || v.s.fenced {
-		return false
+	v := view{cfg: n.config(), now: time.Now(), counts: counters{roleChanges: n.roles.count(),
+		redisRestarts: int(n.restarts.redis.Load()), sentRestarts: int(n.restarts.sentinel.Load())}}
+	if p := n.pub.Load(); p != nil {
+		v.View = p.view
+		if v.cfg == nil {
+			v.cfg = p.cfg
+		}
 	}
-	if v.s.single {
-		return true
-	}
-	// Both the quorum round and our own sentinel must name this box: each can
-	// lag a switch by up to a round, and either one seeing it is enough to stop
-	// vouching for a master being demoted.
-	return v.q.master == v.s.self && v.s.master == v.s.self && time.Since(v.q.at) < staleAfter
+	return v
 }
 
-// isReplica: a replica with its link up; with maxLag ≥ 0 also a known lag
-// within it (an unknown lag is not vouched for).
-func (v view) isReplica(maxLag int64) bool {
-	return v.fresh && v.s.redisUp && v.s.role.Kind == "slave" && v.s.role.Link == "connected" &&
-		(maxLag < 0 || (v.lag >= 0 && v.lag <= maxLag))
-}
-
-func (v view) healthy() bool { return v.fresh && v.s.redisUp && !v.s.gated }
+func (v view) isPrimary() bool             { return v.IsPrimary(v.now) }
+func (v view) isReplica(maxLag int64) bool { return v.IsReplica(v.now, maxLag) }
+func (v view) healthy() bool               { return v.Healthy(v.now) }
+func (v view) fresh() bool                 { return v.Fresh(v.now) }
 
 func (v view) box() BoxStatus {
-	b := BoxStatus{PeerStatus: PeerStatus{Member: v.s.self.String(), Role: "down", Fenced: v.s.fenced},
-		Gated: v.s.gated, Healthy: v.healthy(), Status: statusLine(v.s)}
-	if v.s.redisUp {
-		b.Reachable, b.Offset = true, v.s.role.Offset
+	s := v.S
+	b := BoxStatus{PeerStatus: PeerStatus{Member: s.Self.String(), Role: "down", Fenced: s.Fenced},
+		Gated: s.Gated, Healthy: v.healthy(), Status: ha.StatusLine(s)}
+	if s.RedisUp {
+		b.Reachable, b.Offset = true, s.Role.Offset
 		b.Role = "master"
-		if v.s.role.Kind != "master" {
-			b.Role, b.ReplicaOf, b.Link, b.LagBytes = "replica", v.s.role.Master.String(), v.s.role.Link, v.lag
+		if s.Role.Kind != "master" {
+			b.Role, b.ReplicaOf, b.Link, b.LagBytes = "replica", s.Role.Master.String(), s.Role.Link, v.Lag
 		}
 	}
-	if !v.s.single {
-		b.SentinelUp = !v.s.master.IsZero()
+	if !s.Single {
+		b.SentinelUp = !s.Named.IsZero()
 		if b.SentinelUp {
-			b.SentinelMaster = v.s.master.String()
+			b.SentinelMaster = s.Named.String()
 		}
-		b.SentinelSees = v.s.usable
+		b.SentinelSees = s.Usable
 	}
 	b.VIPHeld = v.vipHeld()
 	return b
@@ -119,7 +101,7 @@ func (v view) vipHeld() *bool {
 
 // localVIPHeld says whether vip.address is on this box's interface; nil
 // when no VIP is configured or the kernel cannot tell.
-func localVIPHeld(cfg *Config) *bool {
+func localVIPHeld(cfg *config.Config) *bool {
 	if cfg.VIP.Address == "" {
 		return nil
 	}
@@ -222,7 +204,7 @@ func (n *node) httpHandler() http.Handler {
 		if !v.isPrimary() {
 			return false, nil
 		}
-		kind, err := n.liveRole(r.Context(), v.cfg)
+		kind, err := n.liveRole(r.Context())
 		return err == nil && kind == "master", nil
 	}))
 	mux.HandleFunc("/replica", check(func(v view, r *http.Request) (bool, error) {
@@ -312,18 +294,18 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 		return " 0"
 	}
 	role := func(r string) string {
-		return fmt.Sprintf(`{role=%q}`, r) + boolv(v.s.redisUp && (v.s.role.Kind == r || (r == "replica" && v.s.role.Kind == "slave")))
+		return fmt.Sprintf(`{role=%q}`, r) + boolv(v.S.RedisUp && (v.S.Role.Kind == r || (r == "replica" && v.S.Role.Kind == "slave")))
 	}
-	metric("redis_ha_up", "gauge", "Whether the local redis answered the last probe.", boolv(v.fresh && v.s.redisUp))
+	metric("redis_ha_up", "gauge", "Whether the local redis answered the last probe.", boolv(v.fresh() && v.S.RedisUp))
 	metric("redis_ha_role", "gauge", "Role of the local redis (1 for the current one).", role("master"), role("replica"))
 	metric("redis_ha_primary", "gauge", "Whether this box is the master a quorum of sentinels names and not fenced (/primary).", boolv(v.isPrimary()))
-	metric("redis_ha_replication_offset_bytes", "gauge", "Replication offset of the local redis.", val(v.s.role.Offset))
-	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master, -1 unknown: its master did not answer).", val(v.lag))
-	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.s.inSync)))
-	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.s.fenced))
-	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.s.gated))
-	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels that answered this agent's last round.", val(int64(v.q.reachable)))
-	metric("redis_ha_sentinels_usable", "gauge", "Sentinels the local sentinel counts as usable (CKQUORUM).", val(int64(v.s.usable)))
+	metric("redis_ha_replication_offset_bytes", "gauge", "Replication offset of the local redis.", val(v.S.Role.Offset))
+	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master, -1 unknown: its master did not answer).", val(v.Lag))
+	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.S.InSync)))
+	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.S.Fenced))
+	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.S.Gated))
+	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels that answered this agent's last round.", val(int64(v.Q.Reachable)))
+	metric("redis_ha_sentinels_usable", "gauge", "Sentinels the local sentinel counts as usable (CKQUORUM).", val(int64(v.S.Usable)))
 	metric("redis_ha_role_changes_total", "counter", "Role changes of the local redis since the agent started.", val(int64(v.counts.roleChanges)))
 	metric("redis_ha_child_restarts_total", "counter", "Unrequested exits of the supervised children since the agent started.",
 		`{child="redis"}`+val(int64(v.counts.redisRestarts)), `{child="sentinel"}`+val(int64(v.counts.sentRestarts)))
@@ -344,28 +326,12 @@ const liveRoleTimeout = 100 * time.Millisecond
 // answering 200 at once, not at its next observation, for by then the new
 // master's agent may vouch for itself (seen on the box bench: 0.45 s of two
 // boxes answering 200).
-func (n *node) liveRole(ctx context.Context, cfg *Config) (string, error) {
+func (n *node) liveRole(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, liveRoleTimeout)
 	defer cancel()
-	r, err := sentinel.ProbeRole(ctx, n.localRedis(cfg))
+	r, err := n.local.Redis().Role(ctx)
 	if err != nil {
 		return "", fmt.Errorf("live role: %w", err)
 	}
 	return r.Kind, nil
-}
-
-// localReplicaLag is how far this replica is behind the master it follows,
-// asked of that master (a replica cannot know the master's offset itself).
-// It is -1, unknown, when the master does not answer: a replica cut off
-// from its master keeps its link "connected" until repl-timeout while it
-// falls behind, and a lag of 0 would vouch for it.
-func (n *node) localReplicaLag(ctx context.Context, cfg *Config, r sentinel.Role) int64 {
-	if r.Kind != "slave" || r.Link != "connected" {
-		return 0
-	}
-	m, err := sentinel.ProbeRole(ctx, n.masterClient(cfg, r.Master))
-	if err != nil || m.Kind != "master" {
-		return -1
-	}
-	return max(m.Offset-r.Offset, 0)
 }

@@ -1,20 +1,20 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 func TestParseBytes(t *testing.T) {
@@ -37,17 +37,17 @@ func TestParseBytes(t *testing.T) {
 // TestHTTPEndpoints drives the handler over a node whose state is set by
 // hand: the endpoints must answer from that state alone.
 func TestHTTPEndpoints(t *testing.T) {
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	other := sentinel.Addr{Host: "10.0.0.12", Port: 6379}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
+	other := wire.Addr{Host: "10.0.0.12", Port: 6379}
 	now := time.Now()
-	master := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master"}, master: self, usable: 3}
-	replica := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "slave", Master: other, Link: "connected"}, master: other, usable: 3}
+	master := ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "master"}, Named: self, Usable: 3}
+	replica := ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "slave", Master: other, Link: "connected"}, Named: other, Usable: 3}
 	fenced := master
-	fenced.fenced = true
+	fenced.Fenced = true
 	tests := []struct {
 		name   string
-		s      snapshot
-		q      quorumView
+		s      ha.Snapshot
+		q      ha.Quorum
 		lag    int64
 		at     time.Time
 		path   string
@@ -56,14 +56,14 @@ func TestHTTPEndpoints(t *testing.T) {
 		want   int
 		inBody string
 	}{
-		{name: "primary on the agreed master", s: master, q: quorumView{master: self, at: now}, live: "master", path: "/primary", want: 200},
-		{name: "HEAD primary", s: master, q: quorumView{master: self, at: now}, live: "master", path: "/primary", method: "HEAD", want: 200},
-		{name: "no primary once demoted, before the next observation", s: master, q: quorumView{master: self, at: now}, live: "slave", path: "/primary", want: 503},
-		{name: "no primary when the local redis does not answer", s: master, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
-		{name: "no primary without quorum agreement", s: master, q: quorumView{at: now}, path: "/primary", want: 503},
-		{name: "no primary when fenced", s: fenced, q: quorumView{master: self, at: now}, path: "/primary", want: 503},
-		{name: "no primary on stale state", s: master, q: quorumView{master: self, at: now}, at: now.Add(-time.Minute), path: "/primary", want: 503},
-		{name: "replica", s: replica, q: quorumView{master: other, at: now}, path: "/replica", want: 200},
+		{name: "primary on the agreed master", s: master, q: ha.Quorum{Master: self, At: now}, live: "master", path: "/primary", want: 200},
+		{name: "HEAD primary", s: master, q: ha.Quorum{Master: self, At: now}, live: "master", path: "/primary", method: "HEAD", want: 200},
+		{name: "no primary once demoted, before the next observation", s: master, q: ha.Quorum{Master: self, At: now}, live: "slave", path: "/primary", want: 503},
+		{name: "no primary when the local redis does not answer", s: master, q: ha.Quorum{Master: self, At: now}, path: "/primary", want: 503},
+		{name: "no primary without quorum agreement", s: master, q: ha.Quorum{At: now}, path: "/primary", want: 503},
+		{name: "no primary when fenced", s: fenced, q: ha.Quorum{Master: self, At: now}, path: "/primary", want: 503},
+		{name: "no primary on stale state", s: master, q: ha.Quorum{Master: self, At: now}, at: now.Add(-time.Minute), path: "/primary", want: 503},
+		{name: "replica", s: replica, q: ha.Quorum{Master: other, At: now}, path: "/replica", want: 200},
 		{name: "replica within lag", s: replica, lag: 100, path: "/replica?lag=1kB", want: 200},
 		{name: "replica behind", s: replica, lag: 4096, path: "/replica?lag=1kB", want: 503},
 		{name: "replica lag unknown", s: replica, lag: -1, path: "/replica?lag=1kB", want: 503},
@@ -71,10 +71,10 @@ func TestHTTPEndpoints(t *testing.T) {
 		{name: "bad lag", s: replica, path: "/replica?lag=x", want: 400},
 		{name: "master is no replica", s: master, path: "/replica", want: 503},
 		{name: "health", s: replica, path: "/health", want: 200},
-		{name: "health with redis down", s: snapshot{self: self, peers: 3}, path: "/health", want: 503},
+		{name: "health with redis down", s: ha.Snapshot{Self: self, Peers: 3}, path: "/health", want: 503},
 		{name: "status", s: fenced, path: "/status", want: 200, inBody: `"fenced":true`},
 		{name: "read-only", s: master, path: "/status", method: "POST", want: 405},
-		{name: "metrics", s: master, q: quorumView{master: self, at: now, reachable: 3}, path: "/metrics", want: 200, inBody: "redis_ha_primary 1"},
+		{name: "metrics", s: master, q: ha.Quorum{Master: self, At: now, Reachable: 3}, path: "/metrics", want: 200, inBody: "redis_ha_primary 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,12 +82,14 @@ func TestHTTPEndpoints(t *testing.T) {
 			if at.IsZero() {
 				at = now
 			}
-			cfg := &Config{Self: Peer{Host: "127.0.0.1", Port: closedPort(t)}}
+			cfg := &config.Config{Self: wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}}
 			if tt.live != "" {
 				cfg.Self.Port = fakeRole(t, tt.live)
 			}
-			n := &node{log: slog.New(slog.DiscardHandler), cfg: cfg, last: tt.s, view: tt.q, lag: tt.lag, lastAt: at}
-			defer n.closeClients()
+			n := &node{log: slog.New(slog.DiscardHandler)}
+			n.setConfig(cfg)
+			n.pub.Store(&published{cfg: cfg, view: ha.View{S: tt.s, Q: tt.q, Lag: tt.lag, At: at}})
+			defer n.local.Close()
 			method := tt.method
 			if method == "" {
 				method = "GET"
@@ -111,70 +113,23 @@ func TestHTTPEndpoints(t *testing.T) {
 // would (and refuses anything else), and returns the port.
 func fakeRole(t *testing.T, kind string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	reply := "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
 	if kind == "slave" {
 		reply = "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n"
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					// A command is an array of bulk strings: *N, then N pairs of $len and data.
-					head, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					n, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
-					var args []string
-					for i := range 2 * n {
-						line, err := r.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if i%2 == 1 {
-							args = append(args, strings.TrimSpace(line))
-						}
-					}
-					out := "-ERR unknown command\r\n" // HELLO and the like: an old server, to go-redis
-					if len(args) > 0 && strings.EqualFold(args[0], "ROLE") {
-						out = reply
-					}
-					if _, err := c.Write([]byte(out)); err != nil {
-						return
-					}
-				}
-			}()
+	return testutil.ServeRESP(t, func(args []string) string {
+		if len(args) > 0 && strings.EqualFold(args[0], "ROLE") {
+			return reply
 		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// closedPort is a loopback port nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+		return "-ERR unknown command\r\n" // HELLO and the like: an old server, to go-redis
+	}).Port()
 }
 
 // TestMetricsFormat checks the exposition format line by line: HELP and TYPE
 // before each family, samples named after it, numeric values.
 func TestMetricsFormat(t *testing.T) {
-	n := &node{cfg: &Config{}, lastAt: time.Now()}
+	n := &node{}
+	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{At: time.Now()}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	sample := regexp.MustCompile(`^([a-z_]+)(\{[a-z]+="[a-z]+"\})? -?[0-9]+$`)
@@ -203,10 +158,10 @@ func TestMetricsPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed (make deps installs it)")
 	}
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	n := &node{cfg: &Config{}, lastAt: time.Now(),
-		last: snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master", Offset: 1234}, master: self, usable: 3},
-		view: quorumView{master: self, reachable: 3, at: time.Now()}}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
+	n := &node{}
+	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{At: time.Now(), S: ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "master", Offset: 1234}, Named: self, Usable: 3},
+		Q: ha.Quorum{Master: self, Reachable: 3, At: time.Now()}}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -220,16 +175,9 @@ func TestMetricsPromtool(t *testing.T) {
 // as the user's first drop-in does (single-box on 127.0.0.1, then the box's
 // own address).
 func TestHTTPFollowsReload(t *testing.T) {
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	first, second := free(), free()
-	n := &node{log: slog.New(slog.DiscardHandler), cfg: &Config{HTTPListen: first}, changed: make(chan struct{}), lastAt: time.Now()}
+	first, second := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	n := &node{log: slog.New(slog.DiscardHandler)}
+	n.setConfig(&config.Config{HTTPListen: first})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.serveHTTP(ctx, first, n.log) }()
@@ -243,17 +191,9 @@ func TestHTTPFollowsReload(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5s: %s", what)
-			}
-		}
-	}
-	waitFor("the api on "+first, func() bool { return answers(first) })
-	n.setConfig(&Config{HTTPListen: second})
-	waitFor("the api moved to "+second, func() bool { return answers(second) && !answers(first) })
-	n.setConfig(&Config{HTTPListen: ""})
-	waitFor("the api off", func() bool { return !answers(second) })
+	testutil.WaitUntil(t, 5*time.Second, "the api on "+first, func() bool { return answers(first) })
+	n.setConfig(&config.Config{HTTPListen: second})
+	testutil.WaitUntil(t, 5*time.Second, "the api moved to "+second, func() bool { return answers(second) && !answers(first) })
+	n.setConfig(&config.Config{HTTPListen: ""})
+	testutil.WaitUntil(t, 5*time.Second, "the api off", func() bool { return !answers(second) })
 }

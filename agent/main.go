@@ -8,7 +8,8 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/redis/go-redis/v9/logging"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -65,15 +66,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		return ExitUsage
 	}
-	// go-redis logs reconnect noise to stderr on its own; our probes report
-	// their errors themselves.
-	logging.Disable()
+	sentinel.QuietClientLogs()
 
 	var err error
 	switch cmd {
 	case "run":
 		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		err = run(ctx, *confPath, DefaultConfigEnv(), logger)
+		err = run(ctx, *confPath, config.DefaultEnv(), logger)
 	case "check-config":
 		err = checkConfig(*confPath, stdout)
 	case "check":
@@ -96,7 +95,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 var errUnhealthy = errors.New("unhealthy")
 
 func exitCode(err error, stderr io.Writer) int {
-	var cerr *ConfigError
+	var cerr *config.Error
 	switch {
 	case err == nil:
 		return ExitOK
@@ -112,17 +111,10 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 func checkConfig(path string, stdout io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "configuration ok: %d file(s), %s\n", len(cfg.Files), describeMode(cfg))
+	fmt.Fprintf(stdout, "configuration ok: %d file(s), %s\n", len(cfg.Files), cfg.Describe())
 	return nil
-}
-
-func describeMode(cfg *Config) string {
-	if len(cfg.Peers) == 0 {
-		return "single-box mode on " + cfg.Self.String()
-	}
-	return fmt.Sprintf("group %q of %d peers, this node %s, quorum %d", cfg.Cluster.Name, len(cfg.Peers), cfg.Self.String(), cfg.Quorum)
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
 // listenNotify stands in for systemd: a real unixgram socket in NOTIFY_SOCKET.
@@ -75,37 +73,5 @@ func TestNotifierWithoutSystemd(t *testing.T) {
 	s.ready("x") // must neither fail nor block
 	if s.failing {
 		t.Fatal("no NOTIFY_SOCKET must be a silent no-op")
-	}
-}
-
-func TestStatusLine(t *testing.T) {
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	other := sentinel.Addr{Host: "10.0.0.12", Port: 6379}
-	master := sentinel.Role{Kind: "master"}
-	replica := sentinel.Role{Kind: "slave", Master: other, Link: "connected"}
-	tests := []struct {
-		name string
-		s    snapshot
-		want string
-	}{
-		{"single box", snapshot{single: true, self: self, redisUp: true, role: master}, "master · single box"},
-		{"healthy master", snapshot{self: self, redisUp: true, role: master, master: self, usable: 3, peers: 3, inSync: 2},
-			"master · 2/2 replicas in sync · sentinels 3/3"},
-		{"replica", snapshot{self: self, redisUp: true, role: replica, master: other, usable: 3, peers: 3},
-			"replica of 10.0.0.12:6379 · link up · sentinels 3/3"},
-		{"replica syncing", snapshot{self: self, redisUp: true, role: sentinel.Role{Kind: "slave", Master: other, Link: "sync"}, master: other, usable: 2, peers: 3},
-			"replica of 10.0.0.12:6379 · link sync · sentinels 2/3"},
-		{"demoted master not yet reconfigured", snapshot{self: self, redisUp: true, role: master, master: other, usable: 3, peers: 3},
-			"master · 0/2 replicas in sync · sentinels 3/3 · sentinels name 10.0.0.12:6379"},
-		{"gated", snapshot{self: self, gated: true, usable: 3, peers: 3}, "redis down: restart gate holds it until the sentinels name a new master · sentinels 3/3"},
-		{"reload refused", snapshot{single: true, self: self, redisUp: true, role: master, reloadErr: "/etc/redis-ha/conf.d/50.conf:2: redis.prot: unknown key"},
-			"master · single box · reload refused: /etc/redis-ha/conf.d/50.conf:2: redis.prot: unknown key"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := statusLine(tt.s); got != tt.want {
-				t.Errorf("statusLine:\n got %q\nwant %q", got, tt.want)
-			}
-		})
 	}
 }

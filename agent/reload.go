@@ -11,6 +11,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
@@ -18,7 +20,7 @@ import (
 // watchConfig watches the configuration directory and its conf.d and sends
 // on the returned channel once a burst of changes has settled. Directories,
 // not files, are watched: editors and package managers replace files by
-// rename, which drops a watch on the file itself (research/api-facts.md §3).
+// rename, which drops a watch on the file itself.
 func watchConfig(ctx context.Context, path string, log *slog.Logger) (<-chan struct{}, func(), error) {
 	out := make(chan struct{}, 1)
 	w, err := fsnotify.NewWatcher()
@@ -99,18 +101,17 @@ func configRelevant(path, name string) bool {
 func (n *node) reload(ctx context.Context) {
 	n.notify.reloading()
 	// READY=1 ends every reload, refused or not: systemd waits for it.
-	defer func() { n.notify.ready(statusLine(n.observe(ctx))) }()
-	next, err := LoadConfig(n.path, n.env)
+	defer func() {
+		s, _ := n.observe(ctx)
+		n.notify.ready(ha.StatusLine(s))
+	}()
+	next, err := config.Load(n.path, n.env)
 	if err != nil {
 		n.log.Error("reload refused; keeping the last good configuration", "err", err)
-		n.mu.Lock()
-		n.reloadErr = firstProblem(err)
-		n.mu.Unlock()
+		n.st.reloadErr = firstProblem(err)
 		return
 	}
-	n.mu.Lock()
-	n.reloadErr = ""
-	n.mu.Unlock()
+	n.st.reloadErr = ""
 	cur := n.config()
 	if next.Sum == cur.Sum {
 		n.log.Info("reload: configuration unchanged")
@@ -123,7 +124,7 @@ func (n *node) reload(ctx context.Context) {
 // firstProblem is the first line of a configuration error, short enough for
 // STATUS= ("conf.d/50-typo.conf:2: redis.prot: unknown key").
 func firstProblem(err error) string {
-	var cerr *ConfigError
+	var cerr *config.Error
 	if errors.As(err, &cerr) && len(cerr.Problems) > 0 {
 		return cerr.Problems[0].String()
 	}
@@ -132,101 +133,82 @@ func firstProblem(err error) string {
 
 // apply moves the running children from cur to next: at runtime where Redis
 // allows it (CONFIG SET, SENTINEL SET), by restarting a child only where it
-// must.
-func (n *node) apply(ctx context.Context, cur, next *Config) {
+// must. What changed, and how it may change, is read off the directives the
+// files are rendered from (sentinel.Diff).
+func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	if cur.Tuning != next.Tuning {
 		n.tune(next)
 	}
-	if redisIdentity(cur) != redisIdentity(next) {
-		n.log.Info("reload: redis must restart (port, binary, address or state directory changed)")
+	set, restart := sentinel.Diff(redisConf(cur, nil).Directives(), redisConf(next, nil).Directives())
+	if cur.Redis.Binary != next.Redis.Binary {
+		restart = "redis.binary changed"
+	}
+	if restart != "" {
+		n.log.Info("reload: redis must restart", "why", restart)
 		n.redis.Restart()
-	} else if err := n.applyRedis(ctx, cur, next); err != nil {
+	} else if err := n.applyRedis(ctx, cur, set); err != nil {
 		n.log.Warn("reload: runtime change refused by redis; restarting it", "err", err)
 		n.redis.Restart()
 	}
-	if (len(cur.Peers) == 0) != (len(next.Peers) == 0) {
+	switch {
+	case cur.Single() != next.Single():
 		n.log.Info("reload: single-box mode changed; restarting sentinel")
 		n.sentinel.Restart()
-	} else if len(next.Peers) == 0 {
-		// no sentinel in single-box mode
-	} else if sentinelIdentity(cur) != sentinelIdentity(next) {
-		n.log.Info("reload: sentinel must restart (port, name, password, address or state directory changed)")
-		n.sentinel.Restart()
-	} else if err := n.applySentinel(ctx, next); err != nil {
-		n.log.Warn("reload: SENTINEL SET failed; restarting sentinel", "err", err)
-		n.sentinel.Restart()
-	}
-	n.log.Info("reload applied", "mode", describeMode(next))
-}
-
-// redisIdentity is what cannot change while redis runs.
-func redisIdentity(c *Config) string {
-	return fmt.Sprint(c.Redis.Port, c.Redis.Binary, c.Node.DataDir, c.Self, bindAddrs(c))
-}
-
-func sentinelIdentity(c *Config) string {
-	return fmt.Sprint(c.SentinelPort, c.Redis.Binary, c.Node.DataDir, c.Self, c.Cluster.Name, c.Password)
-}
-
-// applyRedis sets what changed through CONFIG SET. A removed redis.settings key
-// cannot be unset at runtime, so it needs a restart (reported as an error).
-func (n *node) applyRedis(ctx context.Context, cur, next *Config) error {
-	set := map[string]string{}
-	for k, v := range next.Redis.Settings {
-		if old, ok := cur.Redis.Settings[k]; !ok || old != v {
-			set[k] = v
+	case next.Single(): // no sentinel in single-box mode
+	default:
+		set, restart := sentinel.Diff(sentinelConf(cur).Directives(), sentinelConf(next).Directives())
+		if cur.Redis.Binary != next.Redis.Binary {
+			restart = "redis.binary changed"
+		}
+		if restart != "" {
+			n.log.Info("reload: sentinel must restart", "why", restart)
+			n.sentinel.Restart()
+		} else if err := n.applySentinel(ctx, next, set); err != nil {
+			n.log.Warn("reload: SENTINEL SET failed; restarting sentinel", "err", err)
+			n.sentinel.Restart()
 		}
 	}
-	for k := range cur.Redis.Settings {
-		if _, ok := next.Redis.Settings[k]; !ok {
-			return fmt.Errorf("redis.settings %s removed", k)
-		}
-	}
-	if cur.Redis.Persistence != next.Redis.Persistence {
-		for _, kv := range sentinel.PersistenceSettings(next.Redis.Persistence) {
-			set[kv[0]] = kv[1]
-		}
-	}
-	if cur.Node.Priority != next.Node.Priority {
-		set["replica-priority"] = fmt.Sprint(next.Node.Priority)
-	}
-	if cur.Password != next.Password {
-		set["requirepass"] = next.Password
-		set["masterauth"] = next.Password
-	}
+	n.log.Info("reload applied", "mode", next.Describe())
+}
+
+// applyRedis makes the runtime changes (CONFIG SET).
+func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]string) error {
 	if len(set) == 0 {
 		return nil
 	}
 	// The old password still authenticates the connection we have.
-	c := sentinel.NewRedisClient(selfAddr(cur), cur.Password)
+	c := sentinel.NewRedis(cur.Self, cur.Password)
 	defer c.Close()
-	for k, v := range set {
+	for _, kv := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := c.ConfigSet(cctx, k, v).Err()
+		err := c.Set(cctx, kv[0], kv[1])
 		cancel()
 		if err != nil {
-			return fmt.Errorf("config set %s: %w", k, err)
+			return err
 		}
-		n.log.Info("reload: redis setting applied", "key", k)
+		n.log.Info("reload: redis setting applied", "key", kv[0])
 	}
 	return nil
 }
 
 // applySentinel pushes the per-group settings to the local sentinel; every
 // agent does the same on its own box, so all sentinels converge.
-func (n *node) applySentinel(ctx context.Context, next *Config) error {
+func (n *node) applySentinel(ctx context.Context, next *config.Config, set [][2]string) error {
+	if len(set) == 0 {
+		return nil
+	}
+	var kv []string
+	for _, s := range set {
+		kv = append(kv, s[0], s[1])
+	}
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	return sentinel.Set(cctx, n.localSentinelClient(next), next.Cluster.Name,
-		"down-after-milliseconds", fmt.Sprint(time.Duration(next.Sentinel.DownAfter).Milliseconds()),
-		"failover-timeout", fmt.Sprint(time.Duration(next.Sentinel.FailoverTimeout).Milliseconds()),
-		"quorum", fmt.Sprint(sentinelQuorum(next)),
-		"parallel-syncs", fmt.Sprint(parallelSyncs(next)))
+	return n.local.Sentinel().Set(cctx, next.Cluster.Name, kv...)
 }
 
 // tune applies the kernel settings: plan, apply, verify. Without root it
 // only warns; redis runs (and warns itself) either way.
-func (n *node) tune(cfg *Config) {
+func (n *node) tune(cfg *config.Config) {
 	if !cfg.Tuning.Enabled {
 		return
 	}
@@ -257,7 +239,7 @@ func (n *node) tune(cfg *Config) {
 	}
 }
 
-func desiredKernel(cfg *Config) sysctl.Desired {
+func desiredKernel(cfg *config.Config) sysctl.Desired {
 	return sysctl.Desired{
 		Somaxconn:            cfg.Tuning.Somaxconn,
 		OvercommitMemory:     cfg.Tuning.OvercommitMemory,

@@ -11,17 +11,20 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
-// Timings of the control loop. Probes are cheap (one ROLE, one
+// Timings of the agent. Probes are cheap (one ROLE, one
 // GET-MASTER-ADDR-BY-NAME on loopback); a second is well inside down_after.
 const (
-	observeEvery  = time.Second // driven by the fence loop's clock (fence.go)
+	observeEvery  = time.Second
 	gateRetry     = 200 * time.Millisecond
 	failoverRetry = time.Second
 	probeTimeout  = time.Second
@@ -32,47 +35,38 @@ const (
 	childStopWait = 30 * time.Second
 )
 
-// node is one running agent: the last good configuration, what it last
-// observed of its redis and sentinels, and the two supervised children.
+// node is one running agent. Its state has owners: the loop (loop.go) owns
+// what it observes and decides, and publishes a copy for the HTTP API; the
+// restart gate owns gated; the role log keeps its own lock because the
+// redis child's exits write to it too. Everything else is set once by run.
 type node struct {
-	log  *slog.Logger
-	path string
-	env  ConfigEnv
-	cred *syscall.Credential // nil when the agent itself is not root
-
-	mu          sync.Mutex
-	cfg         *Config
-	master      sentinel.Addr // the master the sentinels (or our own start decision) name
-	clients     localClients
-	notify      *notifier
-	gated       bool          // the restart gate holds redis down
-	fenced      bool          // this master refuses writes: it sees no majority
-	view        quorumView    // what the sentinels say (fence.go)
-	last        snapshot      // the latest observation (observe.go)
-	lastAt      time.Time     // when it was taken
-	lag         int64         // replica: bytes behind its master at that observation
-	counts      counters      // events since start, for /metrics
-	hooks       chan Change   // role changes for hooks.on_role_change
-	refresh     chan struct{} // asks the fence loop for a quorum round now
-	observeTick chan struct{} // the fence loop's clock: time for a periodic observation
-	sentStarted chan struct{} // the local sentinel (re)started: tune it
-	vipErr      string        // last VIP problem logged
-	reloadErr   string        // why the last reload was refused; "" after a good one
-	prevOffset  int64         // master offset at the previous observation
-	changed     chan struct{} // closed (and replaced) when cfg is replaced
-	hist        struct {
-		role   string // last recorded role: master, replica, down, "" (none yet)
-		offset int64  // last offset seen in that role
-		cause  string // why the next change happens, when the agent caused it
-	}
+	log    *slog.Logger
+	path   string
+	env    config.Env
+	cred   *syscall.Credential // nil when the agent itself is not root
+	notify *notifier
+	local  sentinel.Local // this box's redis and sentinel, and the master it follows
+	cfg    configBox
+	roles  roleLog
 
 	redis, sentinel *supervisor.Child
+
+	gated    atomic.Bool               // the restart gate holds redis down
+	pub      atomic.Pointer[published] // what the loop last saw, for the HTTP API
+	restarts struct{ redis, sentinel atomic.Int64 }
+
+	hooks       chan Change         // role changes for hooks.on_role_change
+	sentStarted chan struct{}       // the local sentinel (re)started: tune it
+	failover    chan struct{}       // the local master's redis died: ask for a failover now
+	switchovers chan switchoverCall // from the control socket into the loop
+
+	st loopState // the loop's own; no other goroutine touches it
 }
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
 // error when it cannot go on (the unit restarts it).
-func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) error {
-	cfg, err := LoadConfig(path, env)
+func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) error {
+	cfg, err := config.Load(path, env)
 	if err != nil {
 		return err
 	}
@@ -97,20 +91,20 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	n := &node{log: logger, path: path, env: env, cfg: cfg, changed: make(chan struct{}),
-		notify: &notifier{log: logger}, hooks: make(chan Change, 16),
-		refresh: make(chan struct{}, 1), observeTick: make(chan struct{}, 1), sentStarted: make(chan struct{}, 1)}
+	n := &node{log: logger, path: path, env: env, notify: &notifier{log: logger},
+		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
+		switchovers: make(chan switchoverCall)}
+	n.setConfig(cfg)
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
 	if past, err := readHistory(historyPath(cfg)); err != nil {
 		logger.Warn("read role history", "err", err)
-	} else if len(past) > 0 {
-		last := past[len(past)-1]
-		n.hist.role, n.hist.offset = last.To, last.OffsetAfter
+	} else {
+		n.roles.restore(past)
 	}
 	n.tune(cfg)
-	logger.Info("starting", "version", Version, "mode", describeMode(cfg))
+	logger.Info("starting", "version", Version, "mode", cfg.Describe())
 
 	// The children get their own contexts so that shutdown can stop sentinel
 	// before redis: a sentinel that outlives its redis by a moment would count
@@ -119,7 +113,7 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	sentCtx, stopSent := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRedis()
 	defer stopSent()
-	defer n.closeClients()
+	defer n.local.Close()
 
 	n.redis = &supervisor.Child{
 		Name:    "redis",
@@ -132,63 +126,42 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 		OnStart: n.sentinelStarted,
 		OnExit: func(e supervisor.Exit) {
 			if !e.Requested {
-				n.mu.Lock()
-				n.counts.sentRestarts++
-				n.mu.Unlock()
+				n.restarts.sentinel.Add(1)
 			}
 		}}
 
+	// Every goroutine run starts ends with its context and is waited for.
 	errc := make(chan error, 2)
-	var children sync.WaitGroup
-	children.Add(1)
-	go func() {
-		defer children.Done()
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	workers.Go(func() { n.failovers(redisCtx) })
+	workers.Go(func() {
 		if err := n.redis.Run(redisCtx); err != nil {
 			errc <- fmt.Errorf("redis: %w", err)
 		}
-	}()
+	})
 
 	if err := n.waitReady(ctx); err != nil {
 		stopRedis()
-		children.Wait()
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	children.Add(1)
-	go func() {
-		defer children.Done()
+	workers.Go(func() {
 		if err := n.sentinel.Run(sentCtx); err != nil {
 			errc <- fmt.Errorf("sentinel: %w", err)
 		}
-	}()
-
-	children.Add(5)
-	go func() {
-		defer children.Done()
-		n.tuneSentinels(sentCtx)
-	}()
-	go func() {
-		defer children.Done()
-		n.runHooks(sentCtx, n.hooks, logger.With("component", "hook"))
-	}()
-	go func() {
-		defer children.Done()
-		n.serveControl(sentCtx, cfg, logger)
-	}()
-	go func() {
-		defer children.Done()
-		n.serveHTTP(sentCtx, cfg.HTTPListen, logger)
-	}()
-	go func() {
-		defer children.Done()
-		n.fenceLoop(sentCtx)
-	}()
+	})
+	workers.Go(func() { n.tuneSentinels(sentCtx) })
+	workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
+	workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
+	workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
 
 	var loopErr error
 	if err := n.waitSentinel(ctx); err == nil {
-		n.notify.ready(statusLine(n.observe(ctx)))
+		s, _ := n.observe(ctx)
+		n.notify.ready(ha.StatusLine(s))
 		logger.Info("ready")
 		loopErr = n.loop(ctx, errc, hup)
 	}
@@ -196,9 +169,12 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	n.notify.stopping()
 	logger.Info("stopping: sentinel first, then redis")
 	stopSent()
-	waitChild(n.sentinel)
+	select {
+	case <-n.sentinel.Done():
+	case <-time.After(childStopWait):
+	}
 	stopRedis()
-	children.Wait()
+	workers.Wait()
 	logger.Info("stopped")
 	if ctx.Err() != nil && loopErr == nil {
 		return nil
@@ -206,94 +182,47 @@ func run(ctx context.Context, path string, env ConfigEnv, logger *slog.Logger) e
 	return loopErr
 }
 
-// waitChild waits until c has no running process (its Run is stopping it).
-func waitChild(c *supervisor.Child) {
-	deadline := time.Now().Add(childStopWait)
-	for c.Current() != nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// loop follows the group until ctx ends: periodic probes, sentinel events,
-// and reloads from SIGHUP or changes in the configuration directory.
-func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal) error {
-	changes, stopWatch, err := watchConfig(ctx, n.path, n.log)
-	if err != nil {
-		// Reload through SIGHUP still works; say why the watch is missing.
-		n.log.Warn("config watch unavailable; reload with SIGHUP", "err", err)
-	}
-	defer stopWatch()
-
-	events := n.sentinelEvents(ctx)
-	// WATCHDOG=1 comes from this loop only: if the loop hangs, systemd
-	// notices and restarts the agent.
-	var dog <-chan time.Time
-	if every := watchdogEvery(); every > 0 {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		dog = t.C
-		n.notify.watchdog()
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-dog:
-			n.notify.watchdog()
-		case err := <-errc:
-			return err
-		case <-n.observeTick:
-			n.observe(ctx)
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if ev.Type == "+switch-master" || ev.Type == "resubscribed" || ev.Type == "+convert-to-slave" || ev.Type == "+promoted-slave" {
-				n.log.Info("sentinel event", "type", ev.Type, "payload", ev.Payload)
-				n.observe(ctx)
-				select {
-				case n.refresh <- struct{}{}:
-				default:
-				}
-			}
-		case <-hup:
-			n.log.Info("SIGHUP: reloading configuration")
-			n.reload(ctx)
-		case <-changes:
-			n.log.Info("configuration directory changed: reloading")
-			n.reload(ctx)
-		}
-	}
+// configBox holds the configuration in force: the loop replaces it on a
+// good reload; the children's Next, the hook runner and the HTTP server
+// read it, and wait on changed for the next one.
+type configBox struct {
+	mu      sync.Mutex
+	cfg     *config.Config
+	changed chan struct{} // closed (and replaced) when cfg is replaced
 }
 
 // config returns the current good configuration.
-func (n *node) config() *Config {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cfg
+func (n *node) config() *config.Config {
+	cfg, _ := n.configAndChange()
+	return cfg
 }
 
 // configAndChange returns the current configuration and a channel closed
 // when it is replaced.
-func (n *node) configAndChange() (*Config, <-chan struct{}) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cfg, n.changed
+func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
+	n.cfg.mu.Lock()
+	defer n.cfg.mu.Unlock()
+	if n.cfg.changed == nil {
+		n.cfg.changed = make(chan struct{})
+	}
+	return n.cfg.cfg, n.cfg.changed
 }
 
 // setConfig makes next the configuration in force.
-func (n *node) setConfig(next *Config) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.cfg = next
-	close(n.changed)
-	n.changed = make(chan struct{})
+func (n *node) setConfig(next *config.Config) {
+	n.local.Use(next.Self, next.LocalSentinel(), next.Password)
+	n.cfg.mu.Lock()
+	defer n.cfg.mu.Unlock()
+	n.cfg.cfg = next
+	if n.cfg.changed != nil {
+		close(n.cfg.changed)
+	}
+	n.cfg.changed = make(chan struct{})
 }
 
 // prepare creates the state and runtime directories and decides which user
 // the children run as: redis and sentinel never run as root.
-func (n *node) prepare(cfg *Config) error {
+func (n *node) prepare(cfg *config.Config) error {
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		cred, err := supervisor.LookupCredential(serviceUser)
@@ -326,44 +255,20 @@ func (n *node) owner() (int, int) {
 }
 
 // Paths inside the state directory.
-func redisConfPath(cfg *Config) string    { return filepath.Join(cfg.Node.DataDir, "redis.conf") }
-func sentinelConfPath(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "sentinel.conf") }
-func myIDPath(cfg *Config) string         { return filepath.Join(cfg.Node.DataDir, "sentinel.myid") }
+func redisConfPath(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "redis.conf") }
+func sentinelConfPath(cfg *config.Config) string {
+	return filepath.Join(cfg.Node.DataDir, "sentinel.conf")
+}
+func myIDPath(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "sentinel.myid") }
 
 // runningMarker exists while redis runs and is removed only after a clean,
 // requested stop: finding it at start means the last redis crashed (or the
 // box lost power), which is what the restart gate needs to know.
-func runningMarker(cfg *Config) string { return filepath.Join(cfg.Node.DataDir, "redis.running") }
-func redisPidFile(cfg *Config) string  { return filepath.Join(cfg.Node.RunDir, "redis.pid") }
-func sentPidFile(cfg *Config) string   { return filepath.Join(cfg.Node.RunDir, "sentinel.pid") }
-
-func selfAddr(cfg *Config) sentinel.Addr { return peerAddr(cfg.Self) }
-func peerAddr(p Peer) sentinel.Addr      { return sentinel.Addr{Host: p.Host, Port: p.Port} }
-
-// sentinelOf is the sentinel beside a peer's redis. Every box keeps the same
-// distance between its redis and sentinel ports as this one (6379 → 26379 by
-// default), which also lets a test group share one host's loopback.
-func sentinelOf(cfg *Config, redisAddr sentinel.Addr) sentinel.Addr {
-	return sentinel.Addr{Host: redisAddr.Host, Port: redisAddr.Port + cfg.SentinelPort - cfg.Redis.Port}
+func runningMarker(cfg *config.Config) string {
+	return filepath.Join(cfg.Node.DataDir, "redis.running")
 }
-
-// sentinelAddrs lists every peer's sentinel.
-func sentinelAddrs(cfg *Config) []sentinel.Addr {
-	out := peerAddrs(cfg)
-	for i, a := range out {
-		out[i] = sentinelOf(cfg, a)
-	}
-	return out
-}
-
-func localSentinel(cfg *Config) sentinel.Addr { return sentinelOf(cfg, selfAddr(cfg)) }
-
-func bindAddrs(cfg *Config) []string {
-	if cfg.Self.Host == "127.0.0.1" || cfg.Self.Host == "localhost" {
-		return []string{"127.0.0.1"}
-	}
-	return []string{"127.0.0.1", cfg.Self.Host}
-}
+func redisPidFile(cfg *config.Config) string { return filepath.Join(cfg.Node.RunDir, "redis.pid") }
+func sentPidFile(cfg *config.Config) string  { return filepath.Join(cfg.Node.RunDir, "sentinel.pid") }
 
 // errStopping is returned by Next when the agent is shutting down.
 var errStopping = errors.New("stopping")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
@@ -67,9 +66,8 @@ func (n *node) tuneSentinel(ctx context.Context) {
 	defer cancel()
 	var err error
 	for {
-		cfg := n.config()
 		pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
-		err = sentinel.Debug(pctx, n.localSentinelClient(cfg), sentinelTiming...)
+		err = n.local.Sentinel().Debug(pctx, sentinelTiming...)
 		pcancel()
 		if err == nil {
 			n.log.Info("sentinel timing set", "settings", sentinelTiming)

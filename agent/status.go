@@ -8,15 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // PeerStatus is one box as `status` sees it, probed directly (not through its
@@ -57,7 +57,7 @@ type GroupStatus struct {
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
-	cfg, err := LoadConfig(path, DefaultConfigEnv())
+	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
@@ -77,19 +77,11 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 	return nil
 }
 
-// members lists the boxes to probe: the peers, or this box alone.
-func members(cfg *Config) []sentinel.Addr {
-	if len(cfg.Peers) == 0 {
-		return []sentinel.Addr{selfAddr(cfg)}
-	}
-	return peerAddrs(cfg)
-}
-
 // probeGroup asks every peer's redis and sentinel in parallel, each bounded.
-func probeGroup(ctx context.Context, cfg *Config) GroupStatus {
+func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	addrs := members(cfg)
+	addrs := cfg.Members()
 	peers := make([]PeerStatus, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
@@ -103,11 +95,11 @@ func probeGroup(ctx context.Context, cfg *Config) GroupStatus {
 	return summarize(cfg, peers)
 }
 
-func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
+func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus {
 	ps := PeerStatus{Member: a.String(), Role: "down"}
-	c := sentinel.NewRedisClient(a, cfg.Password)
+	c := sentinel.NewRedis(a, cfg.Password)
 	defer c.Close()
-	if r, err := sentinel.ProbeRole(ctx, c); err != nil {
+	if r, err := c.Role(ctx); err != nil {
 		ps.Error = err.Error()
 	} else {
 		ps.Reachable = true
@@ -117,19 +109,19 @@ func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
 			ps.Role = "replica"
 			ps.ReplicaOf = r.Master.String()
 			ps.Link = r.Link
-		} else if f, err := fencedByConfig(ctx, c, cfg); err == nil {
+		} else if f, err := c.Fenced(ctx, len(cfg.Peers)); err == nil {
 			ps.Fenced = f
 		}
 	}
 	ps.VIPHeld = probeVIP(ctx, cfg, a)
 	if len(cfg.Peers) > 0 {
-		sc := sentinel.NewSentinelClient(sentinelOf(cfg, a), cfg.Password)
+		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Password)
 		defer sc.Close()
-		if m, err := sentinel.MasterAddr(ctx, sc, cfg.Cluster.Name); err == nil {
+		if m, err := sc.MasterAddr(ctx, cfg.Cluster.Name); err == nil {
 			ps.SentinelUp = true
 			ps.SentinelMaster = m.String()
-			ps.SentinelSees, _, _ = sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name)
-		} else if err == sentinel.ErrNoMaster {
+			ps.SentinelSees, _, _ = sc.Usable(ctx, cfg.Cluster.Name)
+		} else if errors.Is(err, wire.ErrNoMaster) {
 			ps.SentinelUp = true
 		}
 	}
@@ -138,10 +130,9 @@ func probePeer(ctx context.Context, cfg *Config, a sentinel.Addr) PeerStatus {
 
 // summarize decides health: exactly one master, the one a quorum of
 // sentinels names, every other box its connected replica.
-func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
-	gs := GroupStatus{Name: cfg.Cluster.Name, Quorum: sentinelQuorum(cfg), Peers: peers}
-	var masters []string
-	votes := map[string]int{}
+func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
+	gs := GroupStatus{Name: cfg.Cluster.Name, Quorum: cfg.SentinelQuorum(), Peers: peers}
+	var masters, named []string
 	for _, p := range peers {
 		if p.Role == "master" {
 			masters = append(masters, p.Member)
@@ -149,15 +140,9 @@ func summarize(cfg *Config, peers []PeerStatus) GroupStatus {
 		if p.SentinelUp {
 			gs.Sentinels++
 		}
-		if p.SentinelMaster != "" {
-			votes[p.SentinelMaster]++
-		}
+		named = append(named, p.SentinelMaster)
 	}
-	for m, v := range votes {
-		if v > gs.SentinelsAgree || (v == gs.SentinelsAgree && m < gs.Master) {
-			gs.Master, gs.SentinelsAgree = m, v
-		}
-	}
+	gs.Master, gs.SentinelsAgree, _ = ha.MostNamed(named)
 	if len(cfg.Peers) == 0 && len(masters) == 1 {
 		gs.Master = masters[0]
 	}
@@ -275,36 +260,14 @@ func orDash(s string) string {
 	return s
 }
 
-// fencedByConfig reads the fence from redis itself, so that status tells the
-// truth even when the box's agent is down: a master whose
-// min-replicas-to-write exceeds the replicas that can exist refuses every
-// write, which is what the agent's fence does.
-func fencedByConfig(ctx context.Context, c *redis.Client, cfg *Config) (bool, error) {
-	kv, err := c.ConfigGet(ctx, "min-replicas-to-write").Result()
-	if err != nil {
-		return false, fmt.Errorf("config get min-replicas-to-write: %w", err)
-	}
-	n, err := strconv.Atoi(kv["min-replicas-to-write"])
-	if err != nil {
-		return false, fmt.Errorf("config get min-replicas-to-write: %w", err)
-	}
-	return refusesAll(n, len(cfg.Peers)), nil
-}
-
-// refusesAll: a master asking for more replicas than the group has besides
-// it can acknowledge no write.
-func refusesAll(minReplicas, peers int) bool {
-	return peers > 1 && minReplicas > peers-1
-}
-
 // probeVIP says whether the box at a holds the VIP: this box asks its own
 // kernel; another box only knows it itself, so its agent's /status is asked.
 // nil when no VIP is configured or the answer is unknown.
-func probeVIP(ctx context.Context, cfg *Config, a sentinel.Addr) *bool {
+func probeVIP(ctx context.Context, cfg *config.Config, a wire.Addr) *bool {
 	if cfg.VIP.Address == "" {
 		return nil
 	}
-	if a == selfAddr(cfg) {
+	if a == cfg.Self {
 		return localVIPHeld(cfg)
 	}
 	held, err := peerVIPHeld(ctx, cfg, a.Host)
@@ -316,7 +279,7 @@ func probeVIP(ctx context.Context, cfg *Config, a sentinel.Addr) *bool {
 
 // peerVIPHeld asks host's HTTP API (on this box's http.listen port) for its
 // /status and returns its vip_held.
-func peerVIPHeld(ctx context.Context, cfg *Config, host string) (*bool, error) {
+func peerVIPHeld(ctx context.Context, cfg *config.Config, host string) (*bool, error) {
 	if cfg.HTTPListen == "" {
 		return nil, errors.New("vip: http api off: a peer's vip cannot be read")
 	}

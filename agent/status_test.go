@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"slices"
@@ -9,27 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
-
-func TestRefusesAll(t *testing.T) {
-	tests := []struct {
-		min, peers int
-		want       bool
-	}{
-		{0, 0, false}, // single box: no fence
-		{1, 3, false}, // the generated majority bound
-		{2, 3, false}, // both replicas required: strict, not fenced
-		{3, 3, true},  // the fence: more replicas than exist
-		{5, 5, true},
-		{2, 5, false},
-	}
-	for _, tt := range tests {
-		if got := refusesAll(tt.min, tt.peers); got != tt.want {
-			t.Errorf("refusesAll(%d, %d) = %v, want %v", tt.min, tt.peers, got, tt.want)
-		}
-	}
-}
 
 // threePeers is a healthy group of three with 10.0.0.11 the master; each
 // test case changes what it needs.
@@ -82,7 +67,7 @@ func TestSummarizeFenceAndVIP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := &Config{Peers: make([]Peer, 3), VIP: VIPConfig{Address: tt.vip}}
+			cfg := &config.Config{Peers: make([]wire.Addr, 3), VIP: config.VIP{Address: tt.vip}}
 			cfg.Cluster.Name = "main"
 			gs := summarize(cfg, tt.peers)
 			if gs.Healthy != tt.healthy {
@@ -119,7 +104,7 @@ func TestPrintStatusColumns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := &Config{Peers: make([]Peer, 3), VIP: VIPConfig{Address: tt.vip}}
+			cfg := &config.Config{Peers: make([]wire.Addr, 3), VIP: config.VIP{Address: tt.vip}}
 			cfg.Cluster.Name = "main"
 			var out bytes.Buffer
 			printStatus(&out, summarize(cfg, tt.peers))
@@ -143,9 +128,10 @@ func TestPrintStatusColumns(t *testing.T) {
 // TestStatusFieldsAgree: /status carries every field of a `status --json`
 // peer under the same names (PRODUCT.md), fenced and vip_held included.
 func TestStatusFieldsAgree(t *testing.T) {
-	self := sentinel.Addr{Host: "10.0.0.11", Port: 6379}
-	s := snapshot{self: self, peers: 3, redisUp: true, role: sentinel.Role{Kind: "master"}, master: self, usable: 3, fenced: true}
-	n := &node{cfg: &Config{}, last: s, lastAt: time.Now()}
+	self := wire.Addr{Host: "10.0.0.11", Port: 6379}
+	s := ha.Snapshot{Self: self, Peers: 3, RedisUp: true, Role: wire.Role{Kind: "master"}, Named: self, Usable: 3, Fenced: true}
+	n := &node{}
+	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{S: s, At: time.Now()}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
 	var box map[string]any
@@ -171,5 +157,33 @@ func TestStatusFieldsAgree(t *testing.T) {
 	}
 	if box["fenced"] != true {
 		t.Errorf("/status fenced = %v, want true", box["fenced"])
+	}
+}
+
+// TestProbePeerSentinelWithoutGroup: a live sentinel that does not monitor
+// the group is up, not down (MasterAddr wraps ErrNoMaster).
+func TestProbePeerSentinelWithoutGroup(t *testing.T) {
+	role := testutil.ServeRESP(t, func(args []string) string {
+		if strings.EqualFold(args[0], "ROLE") {
+			return "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n"
+		}
+		return "-ERR unknown command\r\n"
+	})
+	sent := testutil.ServeRESP(t, func(args []string) string {
+		if strings.EqualFold(args[0], "SENTINEL") {
+			return "*-1\r\n" // GET-MASTER-ADDR-BY-NAME of a group it does not know
+		}
+		return "-ERR unknown command\r\n"
+	})
+	cfg := &config.Config{Peers: []wire.Addr{{Host: "127.0.0.1", Port: role.Port()}}, SentinelPort: sent.Port()}
+	cfg.Redis.Port, cfg.Cluster.Name = role.Port(), "main"
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	ps := probePeer(ctx, cfg, wire.Addr{Host: "127.0.0.1", Port: role.Port()})
+	if !ps.SentinelUp || ps.SentinelMaster != "" {
+		t.Errorf("probePeer: sentinel_up %v, sentinel_master %q; want up, no master", ps.SentinelUp, ps.SentinelMaster)
+	}
+	if !ps.Reachable || ps.Role != "replica" {
+		t.Errorf("probePeer: reachable %v, role %q; want a reachable replica", ps.Reachable, ps.Role)
 	}
 }

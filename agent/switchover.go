@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // Switchover timings. The pause is a safety net: if the agent dies mid-way,
@@ -33,6 +33,22 @@ type SwitchoverResult struct {
 // unsafe; nothing was changed.
 var errRefused = errors.New("switchover refused")
 
+// errAlreadySwitching refuses a second switchover while one runs.
+var errAlreadySwitching = fmt.Errorf("%w: a switchover is already running", errRefused)
+
+// switchoverCall is a switchover request on its way into the loop, which
+// starts at most one at a time and answers on reply.
+type switchoverCall struct {
+	ctx   context.Context
+	to    string
+	reply chan switchoverReply // buffered: the loop never waits for the caller
+}
+
+type switchoverReply struct {
+	res SwitchoverResult
+	err error
+}
+
 // switchover moves the master role with zero acknowledged writes lost:
 // pause writes on the master, wait until the target holds the master's
 // offset, let Sentinel fail over (so every sentinel agrees), demote the old
@@ -46,22 +62,23 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		return SwitchoverResult{}, fmt.Errorf("%w: single-box mode has no replica to switch to", errRefused)
 	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
-	answers := sentinel.AskAll(actx, sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
+	g := cfg.Group()
+	answers := g.AskAll(actx)
 	cancel()
-	master, ok := sentinel.Agreed(answers, sentinelQuorum(cfg))
+	master, ok := ha.Agreed(answers, cfg.SentinelQuorum())
 	if !ok {
-		return SwitchoverResult{}, fmt.Errorf("%w: no master named by a quorum of %d sentinels", errRefused, sentinelQuorum(cfg))
+		return SwitchoverResult{}, fmt.Errorf("%w: no master named by a quorum of %d sentinels", errRefused, cfg.SentinelQuorum())
 	}
-	via := sentinelOf(cfg, master)
-	sc := sentinel.NewSentinelClient(via, cfg.Password)
+	via := cfg.SentinelOf(master)
+	sc := g.Sentinel(via)
 	defer sc.Close()
-	if usable, ok, err := sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name); err != nil || !ok {
+	if usable, ok, err := sc.Usable(ctx, g.Name); err != nil || !ok {
 		return SwitchoverResult{}, fmt.Errorf("%w: sentinel quorum unhealthy (%d usable, err %v)", errRefused, usable, err)
 	}
 
-	mc := sentinel.NewRedisClient(master, cfg.Password)
+	mc := sentinel.NewRedis(master, cfg.Password)
 	defer mc.Close()
-	role, err := sentinel.ProbeRole(ctx, mc)
+	role, err := mc.Role(ctx)
 	if err != nil || role.Kind != "master" {
 		return SwitchoverResult{}, fmt.Errorf("%w: %s does not answer as master (%v)", errRefused, master, err)
 	}
@@ -81,34 +98,34 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	}
 	// Sentinel reads priorities from its INFO of each replica: until it has
 	// seen them, it could still pick another one.
-	if err := n.waitForSentinel(ctx, sc, cfg.Cluster.Name, target, held); err != nil {
+	if err := n.waitForSentinel(ctx, sc, g.Name, target, held); err != nil {
 		return res, fmt.Errorf("switchover: aborted before any change: %w", err)
 	}
-	if err := mc.Do(ctx, "CLIENT", "PAUSE", switchPause.Milliseconds(), "WRITE").Err(); err != nil {
+	if err := mc.PauseWrites(ctx, switchPause); err != nil {
 		return res, fmt.Errorf("switchover: pause writes on %s: %w", master, err)
 	}
 	paused := time.Now()
 	unpause := func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 		defer cancel()
-		if err := mc.Do(uctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		if err := mc.Unpause(uctx); err != nil {
 			n.log.Warn("switchover: unpause (it lifts itself after the pause timeout)", "err", err)
 		}
 		res.Paused = time.Since(paused)
 	}
 
-	tc := sentinel.NewRedisClient(target, cfg.Password)
+	tc := sentinel.NewRedis(target, cfg.Password)
 	defer tc.Close()
 	if err := waitCaughtUp(ctx, mc, tc); err != nil {
 		unpause()
 		return res, fmt.Errorf("switchover: aborted, writes resumed on %s: %w", master, err)
 	}
-	n.setCause("switchover to " + res.To)
-	if err := sentinel.Failover(ctx, sc, cfg.Cluster.Name); err != nil {
+	n.roles.setCause("switchover to " + res.To)
+	if err := sc.Failover(ctx, g.Name); err != nil {
 		unpause()
 		return res, fmt.Errorf("switchover: aborted, writes resumed on %s: %w", master, err)
 	}
-	named, err := waitSwitched(ctx, sc, cfg.Cluster.Name, master)
+	named, err := waitSwitched(ctx, sc, g.Name, master)
 	if err != nil {
 		// The failover is Sentinel's now; it finishes or aborts by itself.
 		// The old master stays paused until its timeout rather than risk
@@ -118,7 +135,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	// Demote before unpausing: a write held by the pause must meet a replica
 	// (READONLY, not acknowledged), never a master that is about to be
 	// overwritten.
-	if err := mc.ReplicaOf(ctx, named.Host, strconv.Itoa(named.Port)).Err(); err != nil {
+	if err := mc.ReplicaOf(ctx, named); err != nil {
 		n.log.Warn("switchover: demote old master (Sentinel will)", "err", err)
 	}
 	unpause()
@@ -137,21 +154,21 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 // pickTarget chooses the replica to promote: the one asked for, or the
 // connected replica with the highest acknowledged offset and a non-zero
 // priority.
-func pickTarget(cfg *Config, role sentinel.Role, to string) (sentinel.Addr, error) {
+func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error) {
 	if len(role.Replicas) == 0 {
-		return sentinel.Addr{}, errors.New("the master has no connected replica")
+		return wire.Addr{}, errors.New("the master has no connected replica")
 	}
 	if to != "" {
-		want, err := sentinel.ParseAddr(to, cfg.Redis.Port)
+		want, err := wire.ParseAddr(to, cfg.Redis.Port)
 		if err != nil {
-			return sentinel.Addr{}, err
+			return wire.Addr{}, err
 		}
 		for _, r := range role.Replicas {
 			if r.Addr == want {
 				return want, nil
 			}
 		}
-		return sentinel.Addr{}, fmt.Errorf("%s is not a connected replica of the master", want)
+		return wire.Addr{}, fmt.Errorf("%s is not a connected replica of the master", want)
 	}
 	best := role.Replicas[0]
 	for _, r := range role.Replicas[1:] {
@@ -165,17 +182,17 @@ func pickTarget(cfg *Config, role sentinel.Role, to string) (sentinel.Addr, erro
 // holdOthers sets replica-priority 0 on every replica but the target and
 // returns the function that puts each one's own priority back, and the
 // replicas it held.
-func (n *node) holdOthers(ctx context.Context, cfg *Config, role sentinel.Role, target sentinel.Addr) (func(), []sentinel.Addr, error) {
+func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Role, target wire.Addr) (func(), []wire.Addr, error) {
 	type held struct {
-		c    *redis.Client
+		c    *sentinel.Redis
 		prio string
 	}
 	var hs []held
-	var addrs []sentinel.Addr
+	var addrs []wire.Addr
 	restore := func() {
 		for _, h := range hs {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
-			if err := h.c.ConfigSet(rctx, "replica-priority", h.prio).Err(); err != nil {
+			if err := h.c.Set(rctx, "replica-priority", h.prio); err != nil {
 				n.log.Warn("switchover: restore replica-priority", "err", err)
 			}
 			cancel()
@@ -186,16 +203,13 @@ func (n *node) holdOthers(ctx context.Context, cfg *Config, role sentinel.Role, 
 		if r.Addr == target {
 			continue
 		}
-		c := sentinel.NewRedisClient(r.Addr, cfg.Password)
-		prio, err := c.ConfigGet(ctx, "replica-priority").Result()
-		if err == nil {
-			err = c.ConfigSet(ctx, "replica-priority", "0").Err()
-		}
+		c := sentinel.NewRedis(r.Addr, cfg.Password)
+		prio, err := c.HoldPriority(ctx)
 		if err != nil {
 			c.Close()
 			return restore, nil, fmt.Errorf("hold replica %s: %w", r.Addr, err)
 		}
-		hs = append(hs, held{c, prio["replica-priority"]})
+		hs = append(hs, held{c, prio})
 		addrs = append(addrs, r.Addr)
 	}
 	return restore, addrs, nil
@@ -203,12 +217,12 @@ func (n *node) holdOthers(ctx context.Context, cfg *Config, role sentinel.Role, 
 
 // waitCaughtUp waits until the target has processed everything the paused
 // master has: then no acknowledged write can be lost by promoting it.
-func waitCaughtUp(ctx context.Context, mc, tc *redis.Client) error {
+func waitCaughtUp(ctx context.Context, mc, tc *sentinel.Redis) error {
 	ctx, cancel := context.WithTimeout(ctx, switchCatchUp)
 	defer cancel()
 	for {
-		m, err1 := sentinel.ProbeRole(ctx, mc)
-		t, err2 := sentinel.ProbeRole(ctx, tc)
+		m, err1 := mc.Role(ctx)
+		t, err2 := tc.Role(ctx)
 		if err1 == nil && err2 == nil && t.Kind == "slave" && t.Link == "connected" && t.Offset >= m.Offset {
 			return nil
 		}
@@ -220,24 +234,17 @@ func waitCaughtUp(ctx context.Context, mc, tc *redis.Client) error {
 
 // waitSwitched waits until the sentinel names another master than old and
 // returns it.
-func waitSwitched(ctx context.Context, sc *redis.SentinelClient, name string, old sentinel.Addr) (sentinel.Addr, error) {
+func waitSwitched(ctx context.Context, sc *sentinel.Sentinel, name string, old wire.Addr) (wire.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, switchPublish)
 	defer cancel()
 	for {
-		if m, err := sentinel.MasterAddr(ctx, sc, name); err == nil && m != old {
+		if m, err := sc.MasterAddr(ctx, name); err == nil && m != old {
 			return m, nil
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return sentinel.Addr{}, err
+			return wire.Addr{}, err
 		}
 	}
-}
-
-// setCause tells the history why the next role change happens.
-func (n *node) setCause(cause string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.hist.cause = cause
 }
 
 // Sentinel learns that the target took the master role only from its next
@@ -261,12 +268,12 @@ const (
 // switchover is refused), then until its last INFO of the target is infoAge
 // old. Failing to time the INFO only makes the pause longer, never less
 // safe: it goes on.
-func (n *node) waitForSentinel(ctx context.Context, sc *redis.SentinelClient, name string, target sentinel.Addr, held []sentinel.Addr) error {
+func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name string, target wire.Addr, held []wire.Addr) error {
 	ctx, cancel := context.WithTimeout(ctx, sentinelWaitMax)
 	defer cancel()
 	aside := false
 	for {
-		reps, err := sentinel.Replicas(ctx, sc, name)
+		reps, err := sc.Replicas(ctx, name)
 		if err != nil {
 			return err
 		}

@@ -2,8 +2,6 @@ package sentinel
 
 import (
 	"context"
-	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,21 +15,15 @@ type Event struct {
 	// (MasterAddr) instead of relying on the stream.
 	Type    string
 	Payload string
-	Switch  *Switch // set for a well-formed +switch-master
 }
 
-// Switch is a parsed +switch-master: the group's master moved from Old to New.
-type Switch struct {
-	Name     string
-	Old, New Addr
-}
-
-// Events subscribes to every event channel of one sentinel. The channel is
-// closed, and the subscription with it, once ctx is done. go-redis reconnects
-// on its own; the caller keeps reading until the channel closes.
-func Events(ctx context.Context, sc *redis.SentinelClient) <-chan Event {
+// Events subscribes to every event channel of the sentinel. The channel is
+// closed, and the subscription with it, once ctx is done or s is closed.
+// go-redis reconnects on its own; the caller keeps reading until the channel
+// closes.
+func (s *Sentinel) Events(ctx context.Context) <-chan Event {
 	out := make(chan Event, 16)
-	ps := sc.PSubscribe(ctx, "*")
+	ps := s.c.PSubscribe(ctx, "*")
 	// ChannelWithSubscriptions rather than Channel: the only sign of a
 	// reconnect (and of lost events) is a fresh subscription confirmation.
 	in := ps.ChannelWithSubscriptions()
@@ -66,9 +58,6 @@ func Events(ctx context.Context, sc *redis.SentinelClient) <-chan Event {
 					subscribed = true
 				case *redis.Message:
 					ev = Event{Type: m.Channel, Payload: m.Payload}
-					if m.Channel == "+switch-master" {
-						ev.Switch = parseSwitch(m.Payload)
-					}
 				default:
 					continue
 				}
@@ -81,18 +70,4 @@ func Events(ctx context.Context, sc *redis.SentinelClient) <-chan Event {
 		}
 	}()
 	return out
-}
-
-// parseSwitch parses "<name> <oldip> <oldport> <newip> <newport>".
-func parseSwitch(payload string) *Switch {
-	f := strings.Fields(payload)
-	if len(f) != 5 {
-		return nil
-	}
-	oldPort, err1 := strconv.Atoi(f[2])
-	newPort, err2 := strconv.Atoi(f[4])
-	if err1 != nil || err2 != nil {
-		return nil
-	}
-	return &Switch{Name: f[0], Old: Addr{Host: f[1], Port: oldPort}, New: Addr{Host: f[3], Port: newPort}}
 }

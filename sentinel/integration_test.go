@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,22 +16,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // The integration tests run real redis-server processes on 127.0.0.1, ports
 // 17100-17199. Only tests exec; the package itself never does.
 
 const testPassword = "test-Secret.1"
-
-func needRedis(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: runs redis-server")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH")
-	}
-}
 
 // startServer writes conf into dir and runs redis-server on it (as a sentinel
 // if sentinelMode) until the test ends or stop is called. It returns once the
@@ -72,16 +66,16 @@ func startServer(t *testing.T, dir, file string, conf []byte, sentinelMode bool,
 		stop()
 		if t.Failed() {
 			log, _ := os.ReadFile(logPath)
-			t.Logf("%s (port %d) output:\n%s", file, port, tail(string(log), 30))
+			t.Logf("%s (port %d) output:\n%s", file, port, testutil.Tail(string(log), 30))
 		}
 	})
-	c := redis.NewClient(options(Addr{Host: "127.0.0.1", Port: port}, testPassword))
+	c := redis.NewClient(options(wire.Addr{Host: "127.0.0.1", Port: port}, testPassword))
 	defer c.Close()
-	waitFor(t, 5*time.Second, fmt.Sprintf("%s answers PING", file), func() error {
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%s answers PING", file), func() error {
 		select {
 		case <-done:
 			log, _ := os.ReadFile(logPath)
-			t.Fatalf("%s exited:\n%s", file, tail(string(log), 30))
+			t.Fatalf("%s exited:\n%s", file, testutil.Tail(string(log), 30))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -91,28 +85,7 @@ func startServer(t *testing.T, dir, file string, conf []byte, sentinelMode bool,
 	return stop
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// waitFor polls f until it returns nil, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %v for %s: %v", d, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func local(port int) Addr { return Addr{Host: "127.0.0.1", Port: port} }
+func local(port int) wire.Addr { return wire.Addr{Host: "127.0.0.1", Port: port} }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
@@ -121,10 +94,10 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestIntegrationFailover(t *testing.T) {
-	needRedis(t)
+	testutil.RequireRedis(t)
 	const name = "mym"
 	master, replica := local(17101), local(17102)
-	sentinels := []Addr{local(17111), local(17112), local(17113)}
+	sentinels := []wire.Addr{local(17111), local(17112), local(17113)}
 
 	settings := map[string]string{
 		// Start the replica's first sync at once instead of waiting 5 s for
@@ -142,14 +115,14 @@ func TestIntegrationFailover(t *testing.T) {
 		Password: testPassword, Persistence: "rdb", Priority: 100, ReplicaOf: &master, Settings: settings,
 	}), false, replica.Port)
 
-	mc := NewRedisClient(master, testPassword)
+	mc := NewRedis(master, testPassword)
 	defer mc.Close()
-	rc := NewRedisClient(replica, testPassword)
+	rc := NewRedis(replica, testPassword)
 	defer rc.Close()
 
-	t.Run("ProbeRole", func(t *testing.T) {
-		waitFor(t, 10*time.Second, "replica link up", func() error {
-			r, err := ProbeRole(ctxTimeout(t, time.Second), rc)
+	t.Run("Role", func(t *testing.T) {
+		testutil.WaitFor(t, 10*time.Second, "replica link up", func() error {
+			r, err := rc.Role(ctxTimeout(t, time.Second))
 			if err != nil {
 				return err
 			}
@@ -158,8 +131,8 @@ func TestIntegrationFailover(t *testing.T) {
 			}
 			return nil
 		})
-		waitFor(t, 5*time.Second, "master lists the replica", func() error {
-			r, err := ProbeRole(ctxTimeout(t, time.Second), mc)
+		testutil.WaitFor(t, 5*time.Second, "master lists the replica", func() error {
+			r, err := mc.Role(ctxTimeout(t, time.Second))
 			if err != nil {
 				return err
 			}
@@ -168,7 +141,7 @@ func TestIntegrationFailover(t *testing.T) {
 			}
 			return nil
 		})
-		loading, err := Loading(ctxTimeout(t, time.Second), mc)
+		loading, err := mc.Loading(ctxTimeout(t, time.Second))
 		if err != nil || loading {
 			t.Errorf("Loading(master) = %v, %v", loading, err)
 		}
@@ -179,7 +152,7 @@ func TestIntegrationFailover(t *testing.T) {
 
 	confs := make([]SentinelConf, len(sentinels))
 	paths := make([]string, len(sentinels))
-	scs := make([]*redis.SentinelClient, len(sentinels))
+	scs := make([]*Sentinel, len(sentinels))
 	stops := make([]func(), len(sentinels))
 	for i, s := range sentinels {
 		id, err := NewMyID()
@@ -194,19 +167,19 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 		paths[i] = filepath.Join(dir, "sentinel.conf")
 		stops[i] = startServer(t, dir, "sentinel.conf", RenderSentinel(confs[i]), true, s.Port)
-		scs[i] = NewSentinelClient(s, testPassword)
+		scs[i] = NewSentinel(s, testPassword)
 		defer scs[i].Close()
 		// Shrink Sentinel's 10 s INFO and 2 s hello periods so discovery
 		// and the post-failover reconfiguration take well under a second.
 		cmd := redis.NewStatusCmd(t.Context(), "sentinel", "debug", "info-period", "300", "publish-period", "300")
-		if err := scs[i].Process(ctxTimeout(t, time.Second), cmd); err != nil {
+		if err := scs[i].c.Process(ctxTimeout(t, time.Second), cmd); err != nil {
 			t.Fatalf("sentinel debug: %v", err)
 		}
 	}
 
 	t.Run("MyID", func(t *testing.T) {
 		for i, sc := range scs {
-			id, err := MyID(ctxTimeout(t, time.Second), sc)
+			id, err := myID(ctxTimeout(t, time.Second), sc)
 			if err != nil || id != confs[i].MyID {
 				t.Errorf("MyID(%v) = %q, %v; want %q", sentinels[i], id, err, confs[i].MyID)
 			}
@@ -214,15 +187,17 @@ func TestIntegrationFailover(t *testing.T) {
 	})
 
 	t.Run("AskAll", func(t *testing.T) {
-		answers := AskAll(ctxTimeout(t, 2*time.Second), sentinels, testPassword, name)
-		if m, ok := Agreed(answers, 2); !ok || m != master {
-			t.Errorf("Agreed = %v, %v; answers %+v", m, ok, answers)
+		answers := Group{Name: name, Password: testPassword, Sentinels: sentinels}.AskAll(ctxTimeout(t, 2*time.Second))
+		for _, a := range answers {
+			if a.Err != nil || a.Master != master {
+				t.Errorf("answers %+v, want every one naming %v", answers, master)
+			}
 		}
-		unknown := AskAll(ctxTimeout(t, 2*time.Second), sentinels[:1], testPassword, "nope")
-		if !errors.Is(unknown[0].Err, ErrNoMaster) {
-			t.Errorf("unknown group: %v, want ErrNoMaster", unknown[0].Err)
+		unknown := Group{Name: "nope", Password: testPassword, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
+		if !errors.Is(unknown[0].Err, wire.ErrNoMaster) {
+			t.Errorf("unknown group: %v, want wire.ErrNoMaster", unknown[0].Err)
 		}
-		wrong := AskAll(ctxTimeout(t, 2*time.Second), sentinels[:1], "wrong", name)
+		wrong := Group{Name: name, Password: "wrong", Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
 		if wrong[0].Err == nil {
 			t.Error("wrong password answered")
 		}
@@ -231,7 +206,7 @@ func TestIntegrationFailover(t *testing.T) {
 	// Sentinel rewrites its file as it discovers the replica and its peers.
 	t.Run("ReadSentinelState", func(t *testing.T) {
 		for i, p := range paths {
-			waitFor(t, 10*time.Second, "sentinel records its replica and peers", func() error {
+			testutil.WaitFor(t, 10*time.Second, "sentinel records its replica and peers", func() error {
 				st, err := ReadSentinelState(p)
 				if err != nil {
 					return err
@@ -254,48 +229,48 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 	})
 
-	t.Run("CkQuorum", func(t *testing.T) {
-		if err := CkQuorum(ctxTimeout(t, time.Second), scs[0], name); err != nil {
-			t.Error(err)
+	t.Run("Usable", func(t *testing.T) {
+		if n, ok, err := scs[0].Usable(ctxTimeout(t, time.Second), name); n != 3 || !ok || err != nil {
+			t.Errorf("Usable = %d, %v, %v; want 3, true", n, ok, err)
 		}
-		if err := CkQuorum(ctxTimeout(t, time.Second), scs[0], "nope"); !errors.Is(err, ErrNoMaster) {
-			t.Errorf("CkQuorum(nope) = %v, want ErrNoMaster", err)
+		if _, _, err := scs[0].Usable(ctxTimeout(t, time.Second), "nope"); !errors.Is(err, wire.ErrNoMaster) {
+			t.Errorf("Usable(nope) = %v, want wire.ErrNoMaster", err)
 		}
 	})
 
 	t.Run("Set", func(t *testing.T) {
 		ctx := ctxTimeout(t, time.Second)
-		if err := Set(ctx, scs[0], name, "down-after-milliseconds", "1000", "failover-timeout", "10000"); err != nil {
+		if err := scs[0].Set(ctx, name, "down-after-milliseconds", "1000", "failover-timeout", "10000"); err != nil {
 			t.Error(err)
 		}
-		if err := Set(ctx, scs[0], name, "notification-script", "/bin/true"); err == nil {
+		if err := scs[0].Set(ctx, name, "notification-script", "/bin/true"); err == nil {
 			t.Error("SENTINEL SET notification-script accepted despite deny-scripts-reconfig")
 		}
-		if err := Set(ctx, scs[0], name, "quorum"); err == nil {
+		if err := scs[0].Set(ctx, name, "quorum"); err == nil {
 			t.Error("odd argument count accepted")
 		}
 	})
 	t.Run("Debug", func(t *testing.T) {
 		ctx := ctxTimeout(t, time.Second)
-		if err := Debug(ctx, scs[0], "ping-period", "500", "ask-period", "500", "info-period", "1000"); err != nil {
+		if err := scs[0].Debug(ctx, "ping-period", "500", "ask-period", "500", "info-period", "1000"); err != nil {
 			t.Error(err)
 		}
-		if err := Debug(ctx, scs[0], "ping-period", "0"); err == nil {
+		if err := scs[0].Debug(ctx, "ping-period", "0"); err == nil {
 			t.Error("SENTINEL DEBUG ping-period 0 accepted")
 		}
-		if err := Debug(ctx, scs[0], "ping-period"); err == nil {
+		if err := scs[0].Debug(ctx, "ping-period"); err == nil {
 			t.Error("odd argument count accepted")
 		}
 	})
 
 	t.Run("Replicas", func(t *testing.T) {
-		if err := rc.ConfigSet(ctxTimeout(t, time.Second), "replica-priority", "0").Err(); err != nil {
+		if err := rc.Set(ctxTimeout(t, time.Second), "replica-priority", "0"); err != nil {
 			t.Fatal(err)
 		}
 		// scs[0] reads INFO every second now (Debug above).
 		sees := func(prio int) func() error {
 			return func() error {
-				reps, err := Replicas(ctxTimeout(t, time.Second), scs[0], name)
+				reps, err := scs[0].Replicas(ctxTimeout(t, time.Second), name)
 				if err != nil {
 					return err
 				}
@@ -305,14 +280,14 @@ func TestIntegrationFailover(t *testing.T) {
 				return nil
 			}
 		}
-		waitFor(t, 5*time.Second, "the sentinel sees priority 0", sees(0))
+		testutil.WaitFor(t, 5*time.Second, "the sentinel sees priority 0", sees(0))
 		// Back as it was, and seen so: the failover below needs it.
-		if err := rc.ConfigSet(ctxTimeout(t, time.Second), "replica-priority", "100").Err(); err != nil {
+		if err := rc.Set(ctxTimeout(t, time.Second), "replica-priority", "100"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the sentinel sees priority 100", sees(100))
-		if _, err := Replicas(ctxTimeout(t, time.Second), scs[0], "nope"); !errors.Is(err, ErrNoMaster) {
-			t.Errorf("Replicas(nope) = %v, want ErrNoMaster", err)
+		testutil.WaitFor(t, 5*time.Second, "the sentinel sees priority 100", sees(100))
+		if _, err := scs[0].Replicas(ctxTimeout(t, time.Second), "nope"); !errors.Is(err, wire.ErrNoMaster) {
+			t.Errorf("Replicas(nope) = %v, want wire.ErrNoMaster", err)
 		}
 	})
 	if t.Failed() {
@@ -322,7 +297,7 @@ func TestIntegrationFailover(t *testing.T) {
 	t.Run("Failover", func(t *testing.T) {
 		evCtx, stopEvents := context.WithCancel(t.Context())
 		defer stopEvents()
-		events := Events(evCtx, scs[0])
+		events := scs[0].Events(evCtx)
 		next := func(want string) Event {
 			t.Helper()
 			timeout := time.After(10 * time.Second)
@@ -347,22 +322,22 @@ func TestIntegrationFailover(t *testing.T) {
 		// Drop the subscriber's connection: go-redis reconnects on its own,
 		// and the fresh subscription is the caller's cue to re-read state.
 		kill := redis.NewIntCmd(t.Context(), "client", "kill", "type", "pubsub")
-		if err := scs[0].Process(ctxTimeout(t, time.Second), kill); err != nil || kill.Val() != 1 {
+		if err := scs[0].c.Process(ctxTimeout(t, time.Second), kill); err != nil || kill.Val() != 1 {
 			t.Fatalf("client kill type pubsub = %d, %v", kill.Val(), err)
 		}
 		next("resubscribed")
 
-		if err := Failover(ctxTimeout(t, time.Second), scs[0], name); err != nil {
+		if err := scs[0].Failover(ctxTimeout(t, time.Second), name); err != nil {
 			t.Fatal(err)
 		}
 		ev := next("+switch-master")
-		want := Switch{Name: name, Old: master, New: replica}
-		if ev.Switch == nil || *ev.Switch != want {
-			t.Errorf("+switch-master %q parsed as %+v, want %+v", ev.Payload, ev.Switch, want)
+		want := fmt.Sprintf("%s %s %d %s %d", name, master.Host, master.Port, replica.Host, replica.Port)
+		if ev.Payload != want {
+			t.Errorf("+switch-master %q, want %q", ev.Payload, want)
 		}
 
-		waitFor(t, 5*time.Second, "all sentinels name the new master", func() error {
-			answers := AskAll(ctxTimeout(t, time.Second), sentinels, testPassword, name)
+		testutil.WaitFor(t, 5*time.Second, "all sentinels name the new master", func() error {
+			answers := Group{Name: name, Password: testPassword, Sentinels: sentinels}.AskAll(ctxTimeout(t, time.Second))
 			for _, a := range answers {
 				if a.Err != nil || a.Master != replica {
 					return fmt.Errorf("answers %+v", answers)
@@ -370,12 +345,12 @@ func TestIntegrationFailover(t *testing.T) {
 			}
 			return nil
 		})
-		r, err := ProbeRole(ctxTimeout(t, time.Second), rc)
+		r, err := rc.Role(ctxTimeout(t, time.Second))
 		if err != nil || r.Kind != "master" {
 			t.Errorf("promoted replica role %+v, %v", r, err)
 		}
-		waitFor(t, 5*time.Second, "old master demoted", func() error {
-			r, err := ProbeRole(ctxTimeout(t, time.Second), mc)
+		testutil.WaitFor(t, 5*time.Second, "old master demoted", func() error {
+			r, err := mc.Role(ctxTimeout(t, time.Second))
 			if err != nil {
 				return err
 			}
@@ -404,7 +379,7 @@ func TestIntegrationFailover(t *testing.T) {
 	// its id, the new master and its epoch.
 	t.Run("Rerender", func(t *testing.T) {
 		var st SentinelState
-		waitFor(t, 5*time.Second, "rewritten file names the new master", func() error {
+		testutil.WaitFor(t, 5*time.Second, "rewritten file names the new master", func() error {
 			var err error
 			st, err = ReadSentinelState(paths[2])
 			if err != nil {
@@ -426,14 +401,14 @@ func TestIntegrationFailover(t *testing.T) {
 		c.State = st.Lines
 		stops[2] = startServer(t, c.Dir, "sentinel.conf", RenderSentinel(c), true, c.Port)
 		ctx := ctxTimeout(t, 2*time.Second)
-		if id, err := MyID(ctx, scs[2]); err != nil || id != c.MyID {
+		if id, err := myID(ctx, scs[2]); err != nil || id != c.MyID {
 			t.Errorf("MyID after re-render = %q, %v; want %q", id, err, c.MyID)
 		}
-		if m, err := MasterAddr(ctx, scs[2], name); err != nil || m != replica {
+		if m, err := scs[2].MasterAddr(ctx, name); err != nil || m != replica {
 			t.Errorf("MasterAddr after re-render = %v, %v; want %v", m, err, replica)
 		}
 		cmd := redis.NewMapStringStringCmd(ctx, "sentinel", "master", name)
-		if err := scs[2].Process(ctx, cmd); err != nil {
+		if err := scs[2].c.Process(ctx, cmd); err != nil {
 			t.Fatal(err)
 		}
 		if e := cmd.Val()["config-epoch"]; e != "1" {
@@ -441,29 +416,31 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 		// The peers' views stay clean: a changed id would show up as a third
 		// known sentinel (and -dup-sentinel).
-		peers, err := scs[0].Sentinels(ctx, name).Result()
+		peers, err := scs[0].c.Sentinels(ctx, name).Result()
 		if err != nil || len(peers) != 2 {
 			t.Errorf("sentinel 1 knows %d peers (%v), want 2", len(peers), err)
 		}
-		if err := CkQuorum(ctx, scs[2], name); err != nil {
-			t.Error(err)
+		if _, ok, err := scs[2].Usable(ctx, name); !ok || err != nil {
+			t.Errorf("Usable after re-render = %v, %v", ok, err)
 		}
 	})
 
-	t.Run("CkQuorumLost", func(t *testing.T) {
+	t.Run("UsableLost", func(t *testing.T) {
 		stops[1]()
 		stops[2]()
 		// Sentinel stops counting a peer once it is subjectively down,
 		// after down-after-milliseconds.
-		waitFor(t, 5*time.Second, "CKQUORUM to fail", func() error {
-			err := CkQuorum(ctxTimeout(t, time.Second), scs[0], name)
-			if err == nil {
-				return errors.New("still OK")
+		testutil.WaitFor(t, 5*time.Second, "CKQUORUM to fail", func() error {
+			n, ok, err := scs[0].Usable(ctxTimeout(t, time.Second), name)
+			if err != nil {
+				t.Fatalf("Usable = %v, want sentinel's NOQUORUM answer read as not ok", err)
 			}
-			if !strings.Contains(err.Error(), "NOQUORUM") {
-				t.Fatalf("CkQuorum = %v, want sentinel's NOQUORUM text", err)
+			if ok {
+				return fmt.Errorf("still %d usable", n)
 			}
-			t.Log(err)
+			if n != 1 {
+				t.Errorf("Usable = %d, want 1 (itself)", n)
+			}
 			return nil
 		})
 	})
@@ -471,7 +448,7 @@ func TestIntegrationFailover(t *testing.T) {
 
 // A hostname in the monitor line needs resolve-hostnames, rendered before it.
 func TestIntegrationSentinelHostname(t *testing.T) {
-	needRedis(t)
+	testutil.RequireRedis(t)
 	master := local(17121)
 	startServer(t, t.TempDir(), "redis.conf", RenderRedis(RedisConf{
 		Port: master.Port, Bind: []string{"127.0.0.1"}, Dir: t.TempDir(),
@@ -481,34 +458,34 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 	id, _ := NewMyID()
 	startServer(t, dir, "sentinel.conf", RenderSentinel(SentinelConf{
 		Name: "hosted", Port: 17122, Bind: []string{"127.0.0.1"}, Dir: dir,
-		Master: Addr{Host: "localhost", Port: master.Port}, Quorum: 1,
+		Master: wire.Addr{Host: "localhost", Port: master.Port}, Quorum: 1,
 		DownAfter: time.Second, Password: testPassword, MyID: id,
 	}), true, 17122)
-	sc := NewSentinelClient(local(17122), testPassword)
+	sc := NewSentinel(local(17122), testPassword)
 	defer sc.Close()
 	ctx := ctxTimeout(t, 2*time.Second)
-	m, err := MasterAddr(ctx, sc, "hosted")
+	m, err := sc.MasterAddr(ctx, "hosted")
 	if err != nil || m.Port != master.Port {
 		t.Errorf("MasterAddr = %v, %v", m, err)
 	}
 
-	if err := Remove(ctx, sc, "hosted"); err != nil {
+	if err := remove(ctx, sc.c, "hosted"); err != nil {
 		t.Error(err)
 	}
-	if _, err := MasterAddr(ctx, sc, "hosted"); !errors.Is(err, ErrNoMaster) {
-		t.Errorf("MasterAddr after Remove = %v, want ErrNoMaster", err)
+	if _, err := sc.MasterAddr(ctx, "hosted"); !errors.Is(err, wire.ErrNoMaster) {
+		t.Errorf("MasterAddr after Remove = %v, want wire.ErrNoMaster", err)
 	}
-	if err := Remove(ctx, sc, "hosted"); !errors.Is(err, ErrNoMaster) {
-		t.Errorf("second Remove = %v, want ErrNoMaster", err)
+	if err := remove(ctx, sc.c, "hosted"); !errors.Is(err, wire.ErrNoMaster) {
+		t.Errorf("second Remove = %v, want wire.ErrNoMaster", err)
 	}
-	if err := Monitor(ctx, sc, "hosted", master, 1); err != nil {
+	if err := monitor(ctx, sc.c, "hosted", master, 1); err != nil {
 		t.Error(err)
 	}
-	if m, err := MasterAddr(ctx, sc, "hosted"); err != nil || m != master {
+	if m, err := sc.MasterAddr(ctx, "hosted"); err != nil || m != master {
 		t.Errorf("MasterAddr after Monitor = %v, %v; want %v", m, err, master)
 	}
 	// resolve-hostnames was rendered, so a hostname is accepted at runtime too.
-	if err := Monitor(ctx, sc, "byname", Addr{Host: "localhost", Port: master.Port}, 1); err != nil {
+	if err := monitor(ctx, sc.c, "byname", wire.Addr{Host: "localhost", Port: master.Port}, 1); err != nil {
 		t.Error(err)
 	}
 }
@@ -521,4 +498,20 @@ func countPrefix(lines []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// Commands the agent never sends, for setting the scene.
+
+func myID(ctx context.Context, s *Sentinel) (string, error) {
+	cmd := redis.NewStringCmd(ctx, "sentinel", "myid")
+	err := s.c.Process(ctx, cmd)
+	return cmd.Val(), err
+}
+
+func remove(ctx context.Context, sc *redis.SentinelClient, name string) error {
+	return noMaster(sc.Remove(ctx, name).Err())
+}
+
+func monitor(ctx context.Context, sc *redis.SentinelClient, name string, master wire.Addr, quorum int) error {
+	return sc.Monitor(ctx, name, master.Host, strconv.Itoa(master.Port), strconv.Itoa(quorum)).Err()
 }

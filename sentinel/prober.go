@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/internal/nbio"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // Prober asks a fixed set of sentinels, round after round, which master
@@ -42,7 +43,7 @@ type Prober struct {
 }
 
 type probeConn struct {
-	addr    Addr
+	addr    wire.Addr
 	conn    net.Conn // nil while disconnected
 	raw     *nbio.Conn
 	buf     []byte      // bytes read but not yet parsed
@@ -58,7 +59,7 @@ type dialResult struct {
 }
 
 type probeAnswer struct {
-	master Addr
+	master wire.Addr
 	err    error
 	asked  time.Time // when the question this answers was sent
 }
@@ -73,13 +74,13 @@ const (
 	probeAuthTimeout = time.Second
 )
 
-// NewProber returns a Prober of the given sentinels for group name. It
-// dials on the first Send.
-func NewProber(sentinels []Addr, password, name string) *Prober {
+// NewProber returns a Prober of the group's sentinels. It dials on the
+// first Send.
+func NewProber(g Group) *Prober {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Prober{name: name, password: password, ctx: ctx, cancel: cancel,
-		question: command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)}
-	for _, a := range sentinels {
+	p := &Prober{name: g.Name, password: g.Password, ctx: ctx, cancel: cancel,
+		question: command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", g.Name)}
+	for _, a := range g.Sentinels {
 		p.conns = append(p.conns, &probeConn{addr: a, dialed: make(chan dialResult, 1)})
 	}
 	return p
@@ -161,12 +162,12 @@ func (p *Prober) Asked() time.Time { return p.asked }
 // Answers returns one answer per sentinel, in the order given to NewProber,
 // to the latest question, and when that question was sent. A sentinel that
 // has not answered it yet has an error.
-func (p *Prober) Answers() ([]Answer, time.Time) {
-	out := make([]Answer, len(p.conns))
+func (p *Prober) Answers() ([]wire.Answer, time.Time) {
+	out := make([]wire.Answer, len(p.conns))
 	for i, c := range p.conns {
-		out[i] = Answer{Sentinel: c.addr, Master: c.last.master, Err: c.last.err}
+		out[i] = wire.Answer{Sentinel: c.addr, Master: c.last.master, Err: c.last.err}
 		if p.asked.IsZero() || c.last.asked.Before(p.asked) {
-			out[i].Master = Addr{}
+			out[i].Master = wire.Addr{}
 			if c.last.err == nil || !c.last.asked.IsZero() {
 				out[i].Err = fmt.Errorf("sentinel %s: no answer to the question sent at %s", c.addr, p.asked.Format(time.StampMilli))
 			} // else the connection failed, and its error says why
@@ -188,7 +189,7 @@ func (p *Prober) dial(c *probeConn) {
 	})
 }
 
-func dialSentinel(ctx context.Context, a Addr, password string) (net.Conn, error) {
+func dialSentinel(ctx context.Context, a wire.Addr, password string) (net.Conn, error) {
 	d := net.Dialer{Timeout: probeDialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", a.String())
 	if err != nil {
@@ -336,25 +337,25 @@ func (c *probeConn) parse() bool {
 
 // masterReply reads GET-MASTER-ADDR-BY-NAME's answer: [host, port], or nil
 // for a group the sentinel does not monitor.
-func masterReply(v any) (Addr, error) {
+func masterReply(v any) (wire.Addr, error) {
 	switch v := v.(type) {
 	case nil:
-		return Addr{}, ErrNoMaster
+		return wire.Addr{}, wire.ErrNoMaster
 	case replyError:
 		if strings.Contains(string(v), "No such master") {
-			return Addr{}, ErrNoMaster
+			return wire.Addr{}, wire.ErrNoMaster
 		}
-		return Addr{}, v
+		return wire.Addr{}, v
 	case []any:
 		if len(v) == 2 {
 			host, ok1 := v[0].(string)
 			port, ok2 := v[1].(string)
 			if p, err := strconv.Atoi(port); ok1 && ok2 && err == nil {
-				return Addr{Host: host, Port: p}, nil
+				return wire.Addr{Host: host, Port: p}, nil
 			}
 		}
 	}
-	return Addr{}, fmt.Errorf("reply %v", v)
+	return wire.Addr{}, fmt.Errorf("reply %v", v)
 }
 
 // command encodes a command as a RESP array of bulk strings.
@@ -370,6 +371,9 @@ func command(args ...string) []byte {
 type replyError string
 
 func (e replyError) Error() string { return string(e) }
+
+// maxBulk is Redis's own limit on a bulk string (proto-max-bulk-len).
+const maxBulk = 512 << 20
 
 // parseReply parses one RESP2 reply from the front of b: a string, an
 // int64, a replyError, nil, or []any of those. used is 0 when b does not
@@ -396,13 +400,13 @@ func parseReply(b []byte) (v any, used int, err error) {
 		return n, used, nil
 	case '$':
 		n, err := strconv.Atoi(line)
-		if err != nil || n < -1 {
+		if err != nil || n < -1 || n > maxBulk {
 			return nil, 0, fmt.Errorf("resp: bulk length %q", line)
 		}
 		if n == -1 {
 			return nil, used, nil
 		}
-		if len(b) < used+n+2 {
+		if len(b)-used-2 < n {
 			return nil, 0, nil
 		}
 		return string(b[used : used+n]), used + n + 2, nil
@@ -414,7 +418,7 @@ func parseReply(b []byte) (v any, used int, err error) {
 		if n == -1 {
 			return nil, used, nil
 		}
-		out := make([]any, 0, n)
+		out := make([]any, 0, min(n, 16)) // n is the peer's word: allocate as elements arrive
 		for range n {
 			e, u, err := parseReply(b[used:])
 			if err != nil || u == 0 {

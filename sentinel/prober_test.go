@@ -1,14 +1,14 @@
 package sentinel
 
 import (
-	"bufio"
 	"context"
-	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 func TestParseReply(t *testing.T) {
@@ -39,8 +39,10 @@ func TestParseReply(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := parseReply([]byte("?x\r\n")); err == nil {
-		t.Error("parseReply of an unknown type: no error")
+	for _, bad := range []string{"?x\r\n", "$9223372036854775807\r\n", "$536870913\r\n", "*x\r\n"} {
+		if _, _, err := parseReply([]byte(bad)); err == nil {
+			t.Errorf("parseReply(%q): no error", bad)
+		}
 	}
 }
 
@@ -67,92 +69,39 @@ func equalReply(a, b any) bool {
 // fakeSentinel answers AUTH and GET-MASTER-ADDR-BY-NAME like a sentinel
 // that names 10.0.0.1:6379, until frozen: then it reads and never answers.
 type fakeSentinel struct {
-	ln     net.Listener
+	addr   wire.Addr
 	frozen atomic.Bool
 	asked  atomic.Int64
 }
 
 func newFakeSentinel(t *testing.T) *fakeSentinel {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeSentinel{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
-	return f
-}
-
-func (f *fakeSentinel) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		var args []string
-		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
-		if err != nil {
-			return
-		}
-		for range n {
-			if _, err := r.ReadString('\n'); err != nil {
-				return
-			}
-			a, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			args = append(args, strings.TrimSpace(a))
-		}
-		if f.frozen.Load() {
-			continue
-		}
+	f := &fakeSentinel{}
+	srv := testutil.ServeRESP(t, func(args []string) string {
 		switch {
+		case f.frozen.Load():
+			return ""
 		case args[0] == "AUTH" && args[1] == "pw":
-			c.Write([]byte("+OK\r\n"))
+			return "+OK\r\n"
 		case args[0] == "AUTH":
-			c.Write([]byte("-WRONGPASS invalid username-password pair\r\n"))
-		case args[2] == "main":
+			return "-WRONGPASS invalid username-password pair\r\n"
+		case len(args) > 2 && args[2] == "main":
 			f.asked.Add(1)
-			c.Write([]byte("*2\r\n$8\r\n10.0.0.1\r\n$4\r\n6379\r\n"))
-		default:
-			c.Write([]byte("*-1\r\n"))
+			return "*2\r\n$8\r\n10.0.0.1\r\n$4\r\n6379\r\n"
 		}
-	}
-}
-
-func addrOf(t *testing.T, ln net.Listener) Addr {
-	t.Helper()
-	a, err := ParseAddr(ln.Addr().String(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+		return "*-1\r\n"
+	})
+	f.addr = wire.Addr{Host: "127.0.0.1", Port: srv.Port()}
+	return f
 }
 
 func TestProber(t *testing.T) {
 	up, frozen := newFakeSentinel(t), newFakeSentinel(t)
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := addrOf(t, closed)
-	closed.Close()
-	sentinels := []Addr{addrOf(t, up.ln), addrOf(t, frozen.ln), closedAddr}
-	p := NewProber(sentinels, "pw", "main")
+	closedAddr := wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}
+	sentinels := []wire.Addr{up.addr, frozen.addr, closedAddr}
+	p := NewProber(Group{Name: "main", Password: "pw", Sentinels: sentinels})
 	defer p.Close()
-	master := Addr{Host: "10.0.0.1", Port: 6379}
+	master := wire.Addr{Host: "10.0.0.1", Port: 6379}
 
 	// A round that waits: the dials are in flight and are asked as they connect.
 	frozen.frozen.Store(false)
@@ -209,7 +158,7 @@ func TestProber(t *testing.T) {
 
 func TestProberWrongPassword(t *testing.T) {
 	s := newFakeSentinel(t)
-	p := NewProber([]Addr{addrOf(t, s.ln)}, "nope", "main")
+	p := NewProber(Group{Name: "main", Password: "nope", Sentinels: []wire.Addr{s.addr}})
 	defer p.Close()
 	p.Send(time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -3,11 +3,15 @@ package sentinel
 import (
 	"bytes"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -38,7 +42,7 @@ func TestRenderRedis(t *testing.T) {
 	}{
 		{"redis-master-aof.conf", RedisConf{
 			Port: 6379, Bind: []string{"127.0.0.1", "10.0.0.5"},
-			Announce: Addr{Host: "10.0.0.5", Port: 6379},
+			Announce: wire.Addr{Host: "10.0.0.5", Port: 6379},
 			Dir:      "/var/lib/redis-ha", Password: `pa"ss\word`,
 			Persistence: "aof", Priority: 100,
 			Settings: map[string]string{
@@ -51,7 +55,7 @@ func TestRenderRedis(t *testing.T) {
 		}},
 		{"redis-replica-rdb.conf", RedisConf{
 			Port: 6380, Bind: []string{"0.0.0.0"}, Dir: "/data", Password: "secret",
-			Persistence: "rdb", Priority: 0, ReplicaOf: &Addr{Host: "10.0.0.6", Port: 6379},
+			Persistence: "rdb", Priority: 0, ReplicaOf: &wire.Addr{Host: "10.0.0.6", Port: 6379},
 		}},
 		{"redis-none.conf", RedisConf{Port: 6379, Dir: "/data", Persistence: "none", Priority: 100}},
 	}
@@ -69,13 +73,13 @@ func TestRenderRedis(t *testing.T) {
 func TestRenderSentinel(t *testing.T) {
 	base := SentinelConf{
 		Name: "mym", Port: 26379, Bind: []string{"127.0.0.1", "10.0.0.5"},
-		Announce: Addr{Host: "10.0.0.5", Port: 26379}, Dir: "/var/lib/redis-ha/sentinel",
-		Master: Addr{Host: "10.0.0.6", Port: 6379}, Quorum: 2,
+		Announce: wire.Addr{Host: "10.0.0.5", Port: 26379}, Dir: "/var/lib/redis-ha/sentinel",
+		Master: wire.Addr{Host: "10.0.0.6", Port: 6379}, Quorum: 2,
 		DownAfter: 5 * time.Second, FailoverTimeout: time.Minute,
 		Password: "s3cret", MyID: "0123456789abcdef0123456789abcdef01234567",
 	}
 	withState := base
-	withState.Master = Addr{Host: "redis-b.example", Port: 6379}
+	withState.Master = wire.Addr{Host: "redis-b.example", Port: 6379}
 	withState.State = []string{
 		"sentinel config-epoch mym 3",
 		"sentinel leader-epoch mym 3",
@@ -93,7 +97,7 @@ func TestRenderSentinel(t *testing.T) {
 		"sentinel known-replica mym 10.0.0.7 6379",
 		"sentinel current-epoch 3",
 	}
-	rejoin.KnownReplicas = []Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
+	rejoin.KnownReplicas = []wire.Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
 	tests := []struct {
 		golden string
 		conf   SentinelConf
@@ -194,6 +198,71 @@ func TestCheckPassword(t *testing.T) {
 		t.Run(tt.pw, func(t *testing.T) {
 			if err := CheckPassword(tt.pw); (err == nil) != tt.ok {
 				t.Errorf("CheckPassword(%q) = %v, want ok=%v", tt.pw, err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestDiff: what a reload can change at runtime, and what needs a restart,
+// read off the same directives the files are rendered from.
+func TestDiff(t *testing.T) {
+	redis := RedisConf{Port: 6379, Bind: []string{"127.0.0.1", "10.0.0.5"}, Announce: wire.Addr{Host: "10.0.0.5", Port: 6379},
+		Dir: "/data", Password: "old", Persistence: "aof", Priority: 100, MinReplicas: 1, MinReplicasMaxLag: 10,
+		Settings: map[string]string{"maxmemory": "1gb"}}
+	sent := SentinelConf{Name: "main", Port: 26379, Dir: "/data", Master: wire.Addr{Host: "10.0.0.5", Port: 6379}, Quorum: 2,
+		DownAfter: 5 * time.Second, FailoverTimeout: time.Minute, ParallelSyncs: 2, Password: "pw", MyID: "x"}
+	type change struct {
+		name    string
+		cur     []Directive
+		next    []Directive
+		set     [][2]string
+		restart string
+	}
+	r := func(f func(*RedisConf)) []Directive {
+		c := redis
+		c.Settings = maps.Clone(c.Settings)
+		f(&c)
+		return c.Directives()
+	}
+	s := func(f func(*SentinelConf)) []Directive { c := sent; f(&c); return c.Directives() }
+	tests := []change{
+		{name: "unchanged", cur: r(func(*RedisConf) {}), next: r(func(*RedisConf) {})},
+		{name: "a setting changed", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Settings["maxmemory"] = "2gb" }),
+			set: [][2]string{{"maxmemory", "2gb"}}},
+		{name: "a setting added", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Settings["hz"] = "20" }),
+			set: [][2]string{{"hz", "20"}}},
+		{name: "a setting removed", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { delete(c.Settings, "maxmemory") }),
+			restart: "maxmemory removed from redis.settings"},
+		{name: "password", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Password = "new" }),
+			set: [][2]string{{"requirepass", "new"}, {"masterauth", "new"}}},
+		{name: "priority", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Priority = 0 }),
+			set: [][2]string{{"replica-priority", "0"}}},
+		{name: "aof to none", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Persistence = "none" }),
+			set: [][2]string{{"appendonly", "no"}, {"save", ""}}},
+		{name: "rdb to aof", cur: r(func(c *RedisConf) { c.Persistence = "rdb" }), next: r(func(*RedisConf) {}),
+			set: [][2]string{{"appendonly", "yes"}, {"appendfsync", "everysec"}}},
+		{name: "port", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Port = 6380 }), restart: "port changed"},
+		{name: "address", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Announce.Host = "10.0.0.9"; c.Bind[1] = "10.0.0.9" }),
+			restart: "bind changed"},
+		{name: "state directory", cur: r(func(*RedisConf) {}), next: r(func(c *RedisConf) { c.Dir = "/elsewhere" }), restart: "dir changed"},
+		{name: "role and fence are not the reload's", cur: r(func(*RedisConf) {}),
+			next: r(func(c *RedisConf) { c.ReplicaOf = &wire.Addr{Host: "10.0.0.6", Port: 6379}; c.MinReplicas = 2 })},
+		{name: "sentinel timings and quorum", cur: s(func(*SentinelConf) {}),
+			next: s(func(c *SentinelConf) { c.DownAfter = 2 * time.Second; c.Quorum = 3; c.ParallelSyncs = 4 }),
+			set:  [][2]string{{"quorum", "3"}, {"down-after-milliseconds", "2000"}, {"parallel-syncs", "4"}}},
+		{name: "sentinel master and state are its own", cur: s(func(*SentinelConf) {}),
+			next: s(func(c *SentinelConf) {
+				c.Master = wire.Addr{Host: "h", Port: 1}
+				c.State = []string{"sentinel current-epoch 3"}
+			})},
+		{name: "sentinel password", cur: s(func(*SentinelConf) {}), next: s(func(c *SentinelConf) { c.Password = "x" }), restart: "requirepass changed"},
+		{name: "sentinel group name", cur: s(func(*SentinelConf) {}), next: s(func(c *SentinelConf) { c.Name = "other" }), restart: "group name changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, restart := Diff(tt.cur, tt.next)
+			if restart != tt.restart || !slices.Equal(set, tt.set) {
+				t.Errorf("Diff = %q, %q; want %q, %q", set, restart, tt.set, tt.restart)
 			}
 		})
 	}

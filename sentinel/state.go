@@ -11,13 +11,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 // SentinelState is what a sentinel recorded in its own config file.
 type SentinelState struct {
 	MyID   string
-	Master *Addr  // the master as Sentinel last knew it (moves on failover)
-	Name   string // monitored group name
+	Master *wire.Addr // the master as Sentinel last knew it (moves on failover)
+	Name   string     // monitored group name
 	// Lines to hand back through SentinelConf.State: current-epoch, and the
 	// config-epoch, leader-epoch, known-replica and known-sentinel lines of
 	// the monitored group, verbatim and in file order.
@@ -68,7 +70,7 @@ func ReadSentinelState(path string) (SentinelState, error) {
 				return SentinelState{}, fmt.Errorf("read sentinel state %s:%d: monitor: bad port %q", path, n, args[4])
 			}
 			st.Name = args[2]
-			st.Master = &Addr{Host: args[3], Port: port}
+			st.Master = &wire.Addr{Host: args[3], Port: port}
 		case "current-epoch":
 			group = append(group, perGroup{"", text})
 		case "config-epoch", "leader-epoch", "known-replica", "known-slave", "known-sentinel":

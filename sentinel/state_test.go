@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"regexp"
 	"testing"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
 func TestReadSentinelState(t *testing.T) {
@@ -38,7 +40,7 @@ sentinel current-epoch 7
 			name: "rewritten by sentinel", path: "testdata/sentinel-rewritten.conf",
 			want: SentinelState{
 				MyID: "b5c68aa78e7af45c7a0d9d29912b5f3d67d06030", Name: "mym",
-				Master: &Addr{Host: "127.0.0.1", Port: 17102},
+				Master: &wire.Addr{Host: "127.0.0.1", Port: 17102},
 				Lines: []string{
 					"sentinel config-epoch mym 1",
 					"sentinel leader-epoch mym 0",
@@ -56,7 +58,7 @@ sentinel current-epoch 7
 			name: "mangled by an unquotable password", path: "testdata/sentinel-mangled.conf",
 			want: SentinelState{
 				MyID: "0123456789abcdef0123456789abcdef01234567", Name: "mym",
-				Master: &Addr{Host: "127.0.0.1", Port: 17192},
+				Master: &wire.Addr{Host: "127.0.0.1", Port: 17192},
 				Lines: []string{
 					"sentinel config-epoch mym 1",
 					"sentinel leader-epoch mym 1",
@@ -69,7 +71,7 @@ sentinel current-epoch 7
 		{
 			name: "first group wins, others' lines dropped", path: twoGroups,
 			want: SentinelState{
-				Name: "mym", Master: &Addr{Host: "10.0.0.5", Port: 6379},
+				Name: "mym", Master: &wire.Addr{Host: "10.0.0.5", Port: 6379},
 				Lines: []string{
 					"sentinel known-replica mym 10.0.0.9 6379",
 					"sentinel config-epoch mym 4",

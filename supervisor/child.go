@@ -56,7 +56,7 @@ func (b Backoff) delay(n int) time.Duration {
 
 // Child keeps one process running: it asks Next for a Spec, starts it, waits for it to exit,
 // reports the exit and starts again after a backoff. Set the exported fields, then call Run
-// once; Restart and Current may be called from any goroutine.
+// once; Restart, Current and Done may be called from any goroutine.
 type Child struct {
 	Name string
 	// Next returns the spec for the next start; last is nil on the first. It may block (the
@@ -71,11 +71,13 @@ type Child struct {
 	mu      sync.Mutex
 	cur     *Process
 	restart chan struct{} // closed by Restart; nil when nothing runs or already closed
+	done    chan struct{} // closed when Run returns; made by whichever of Done and Run comes first
 }
 
 // Run supervises until ctx is done, which stops the running process and returns nil, or until
 // Next fails, which returns its error.
 func (c *Child) Run(ctx context.Context) error {
+	defer close(c.doneChan())
 	if c.Next == nil {
 		return fmt.Errorf("child %s: no Next", c.Name)
 	}
@@ -180,6 +182,20 @@ func (c *Child) Restart() {
 		close(c.restart)
 		c.restart = nil
 	}
+}
+
+// Done is closed when Run has returned: the last process is stopped and
+// reaped, and no other will start. A caller that stopped Run's context
+// waits on it instead of polling Current.
+func (c *Child) Done() <-chan struct{} { return c.doneChan() }
+
+func (c *Child) doneChan() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
 }
 
 // Current returns the running process, or nil.

@@ -267,6 +267,37 @@ func TestChildNextBlocks(t *testing.T) {
 	}
 }
 
+// TestChildDone: Done closes once Run has returned and the process is
+// reaped, whether Done was asked for before Run started or after.
+func TestChildDone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *Process, 1)
+	c := &Child{
+		Name:    "done",
+		Next:    func(context.Context, *Exit) (Spec, error) { return sh(`sleep 60`), nil },
+		OnStart: func(p *Process) { started <- p },
+	}
+	done := c.Done()
+	errc := runChild(t, ctx, c)
+	p := recv(t, "the start", started)
+	select {
+	case <-done:
+		t.Fatal("Done closed while the child runs")
+	default:
+	}
+	cancel()
+	recv(t, "Done", done)
+	select {
+	case <-p.Done():
+	default:
+		t.Error("Done closed before the process was reaped")
+	}
+	if err := recv(t, "Run to return", errc); err != nil {
+		t.Errorf("Run() = %v, want nil", err)
+	}
+	recv(t, "Done asked for after Run returned", c.Done())
+}
+
 func TestChildCancelDuringBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

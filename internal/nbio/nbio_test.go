@@ -68,7 +68,7 @@ func TestReadWrite(t *testing.T) {
 
 	other.Close()
 	time.Sleep(20 * time.Millisecond)
-	if n, err := c.Read(buf, false); err != io.EOF {
+	if n, err := c.Read(buf, false); !errors.Is(err, io.EOF) {
 		t.Fatalf("read after the peer closed = %d, %v; want EOF", n, err)
 	}
 }

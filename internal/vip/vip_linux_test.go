@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -18,52 +17,26 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 // The veth pair every test builds inside its own network namespace: the VIP goes on ifA,
 // ifB plays the rest of the segment.
 const ifA, ifB = "vipt0", "vipt1"
 
-// inNetns runs fn on an OS thread moved into a fresh network namespace, so netlink calls
-// (the package-level netlink functions open their socket on the calling thread), raw sockets
-// and the veth pair all live there and never touch the host. The thread is never unlocked:
-// when the goroutine ends the runtime destroys it, and the namespace with everything in it.
-// fn must not start goroutines that use the network: they would run in the host namespace.
+// inNetns runs fn in a fresh network namespace (testutil.InNewNetns): the
+// package-level netlink functions open their socket on the calling thread,
+// so netlink calls, raw sockets and the veth pair all live there.
 func inNetns(t *testing.T, fn func() error) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: unshare(CLONE_NEWNET), CAP_NET_ADMIN, CAP_NET_RAW")
+	testutil.RequireRoot(t, "unshare(CLONE_NEWNET), CAP_NET_ADMIN, CAP_NET_RAW")
+	skip, err := testutil.InNewNetns(fn)
+	if skip != "" {
+		t.Skip(skip)
 	}
-	type result struct {
-		skip string
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		before, err := os.Readlink("/proc/thread-self/ns/net")
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- result{skip: fmt.Sprintf("unshare(CLONE_NEWNET): %v", err)}
-			return
-		}
-		// Guard against creating links and sending frames on the host if the unshare did not take.
-		after, err := os.Readlink("/proc/thread-self/ns/net")
-		if err != nil || after == before {
-			done <- result{err: fmt.Errorf("thread netns %q -> %q (%v): unshare did not take", before, after, err)}
-			return
-		}
-		done <- result{err: fn()}
-	}()
-	r := <-done
-	if r.skip != "" {
-		t.Skip(r.skip)
-	}
-	if r.err != nil {
-		t.Error(r.err)
+	if err != nil {
+		t.Error(err)
 	}
 	for _, name := range []string{ifA, ifB} {
 		if _, err := net.InterfaceByName(name); err == nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 // writer is a Sentinel-aware client writing unique keys at a steady rate and
@@ -155,7 +157,7 @@ func TestGroup(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode
 		}
-		waitFor(t, 10*time.Second, "every agent's API answering", func() bool {
+		testutil.WaitUntil(t, 10*time.Second, "every agent's API answering", func() bool {
 			for _, n := range g.nodes {
 				if get(n, "GET", "/health") != 200 {
 					return false
@@ -168,7 +170,7 @@ func TestGroup(t *testing.T) {
 			if n == master {
 				wantPrimary, wantReplica = 200, 503
 			}
-			waitFor(t, 5*time.Second, fmt.Sprintf("node %d /primary %d", n.i, wantPrimary), func() bool {
+			testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("node %d /primary %d", n.i, wantPrimary), func() bool {
 				return get(n, "GET", "/primary") == wantPrimary && get(n, "HEAD", "/primary") == wantPrimary &&
 					get(n, "GET", "/replica?lag=1MB") == wantReplica
 			})
@@ -195,7 +197,7 @@ func TestGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range g.nodes[1:] {
-			waitFor(t, 10*time.Second, fmt.Sprintf("key on replica %d", n.i), func() bool {
+			testutil.WaitUntil(t, 10*time.Second, fmt.Sprintf("key on replica %d", n.i), func() bool {
 				return g.client(n).Get(ctx, "hello").Val() == "world"
 			})
 		}
@@ -217,11 +219,11 @@ func TestGroup(t *testing.T) {
 			defer func() {
 				t.Logf("node %d: agent stopped in %v, back and converged in %v", n.i, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 			}()
-			waitFor(t, 30*time.Second, fmt.Sprintf("node %d back as %s", n.i, role), func() bool {
+			testutil.WaitUntil(t, 30*time.Second, fmt.Sprintf("node %d back as %s", n.i, role), func() bool {
 				return g.role(n) == role
 			})
 			cmd = redis.NewStringCmd(ctx, "sentinel", "myid")
-			waitFor(t, 30*time.Second, "sentinel back", func() bool {
+			testutil.WaitUntil(t, 30*time.Second, "sentinel back", func() bool {
 				return g.sentinelClient(n).Process(ctx, cmd) == nil
 			})
 			if cmd.Val() != before {
@@ -241,7 +243,7 @@ func TestGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.Remove(bad)
-		waitFor(t, 10*time.Second, "reload refused in the log", func() bool {
+		testutil.WaitUntil(t, 10*time.Second, "reload refused in the log", func() bool {
 			l := n.log()
 			return strings.Contains(l, "reload refused") && strings.Contains(l, "50-typo.conf:2")
 		})
@@ -264,7 +266,7 @@ func TestGroup(t *testing.T) {
 		if err := os.WriteFile(good, []byte("[redis.settings]\nmaxmemory-policy = \"allkeys-lru\"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "maxmemory-policy applied", func() bool {
+		testutil.WaitUntil(t, 10*time.Second, "maxmemory-policy applied", func() bool {
 			v, _ := g.client(n).ConfigGet(context.Background(), "maxmemory-policy").Result()
 			return v["maxmemory-policy"] == "allkeys-lru"
 		})
@@ -275,7 +277,7 @@ func TestGroup(t *testing.T) {
 
 	t.Run("kill -9 of the master's agent: redis lives on, no failover, nothing lost", func(t *testing.T) {
 		w := startWriter(t, g)
-		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
 		master.kill(t)
 		// As if systemd had removed the runtime directory: the restarted
 		// agent must find its redis by asking the port, not the pid file.
@@ -283,12 +285,12 @@ func TestGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := w.ackedCount()
-		waitFor(t, 10*time.Second, "writes continuing without the agent", func() bool { return w.ackedCount() > before+100 })
+		testutil.WaitUntil(t, 10*time.Second, "writes continuing without the agent", func() bool { return w.ackedCount() > before+100 })
 		if g.role(master) != "master" {
 			t.Fatal("the master's redis should outlive its agent")
 		}
 		master.start(t)
-		waitFor(t, 30*time.Second, "the restarted agent's redis back as master", func() bool {
+		testutil.WaitUntil(t, 30*time.Second, "the restarted agent's redis back as master", func() bool {
 			return strings.Contains(master.log(), "without a pid file") && strings.Contains(master.log(), "keeps its role") &&
 				g.role(master) == "master"
 		})
@@ -296,7 +298,7 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("master moved to node %d after the agent crash", m.i)
 		}
 		before = w.ackedCount()
-		waitFor(t, 10*time.Second, "writes after the agent restart", func() bool { return w.ackedCount() > before+100 })
+		testutil.WaitUntil(t, 10*time.Second, "writes after the agent restart", func() bool { return w.ackedCount() > before+100 })
 		w.halt()
 		lost := w.lost(t, g.client(master))
 		t.Logf("acknowledged writes: %d, lost: %d, errors: %d", w.ackedCount(), len(lost), w.errors)
@@ -315,7 +317,7 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("switchover to a non-replica: exit %d, want 1 and a refusal:\n%s", code, out)
 		}
 		w := startWriter(t, g)
-		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
 		prim := samplePrimaries(g)
 		out, code = cli(t, "switchover", "--to", target.addr(), "--config", g.nodes[2].confPath())
 		if code != 0 {
@@ -332,7 +334,7 @@ func TestGroup(t *testing.T) {
 			t.Errorf("/primary answered 200 on two boxes at once")
 		}
 		before := w.ackedCount()
-		waitFor(t, 10*time.Second, "writes on the new master", func() bool { return w.ackedCount() > before+100 })
+		testutil.WaitUntil(t, 10*time.Second, "writes on the new master", func() bool { return w.ackedCount() > before+100 })
 		w.halt()
 		lost := w.lost(t, g.client(target))
 		t.Logf("acknowledged writes: %d, lost: %d, errors: %d", w.ackedCount(), len(lost), w.errors)
@@ -367,7 +369,7 @@ func TestGroup(t *testing.T) {
 		defer thaw()
 		cut := time.Now()
 		var refusedAfter time.Duration
-		waitFor(t, 10*time.Second, "the isolated master to refuse writes", func() bool {
+		testutil.WaitUntil(t, 10*time.Second, "the isolated master to refuse writes", func() bool {
 			err := g.client(master).Set(ctx, "fence-probe", "x", 0).Err()
 			if err != nil && strings.Contains(err.Error(), "NOREPLICAS") {
 				refusedAfter = time.Since(cut)
@@ -377,7 +379,7 @@ func TestGroup(t *testing.T) {
 		})
 		t.Logf("writes refused %.2fs after the majority went out of sight (fence_after 500ms)", refusedAfter.Seconds())
 		thaw()
-		waitFor(t, 10*time.Second, "writes accepted again", func() bool {
+		testutil.WaitUntil(t, 10*time.Second, "writes accepted again", func() bool {
 			return g.client(master).Set(ctx, "fence-probe", "y", 0).Err() == nil
 		})
 		if m := g.waitConverged(30 * time.Second); m != master {
@@ -387,7 +389,7 @@ func TestGroup(t *testing.T) {
 
 	t.Run("kill -9 of the master's redis: failover, old master rejoins as replica, no acknowledged write lost", func(t *testing.T) {
 		w := startWriter(t, g)
-		waitFor(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
 
 		// Watch the old master's port: after the kill it must never answer
 		// ROLE as master again.
@@ -422,7 +424,7 @@ func TestGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		var newMaster *agentProc
-		waitFor(t, 60*time.Second, "a new master named by the sentinels", func() bool {
+		testutil.WaitUntil(t, 60*time.Second, "a new master named by the sentinels", func() bool {
 			for _, n := range g.nodes {
 				if n != master && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
 					newMaster = n
@@ -475,7 +477,7 @@ func TestGroup(t *testing.T) {
 					want = append(want, c.To+" "+strings.Replace(c.Master, ":", " ", 1))
 				}
 			}
-			waitFor(t, 10*time.Second, fmt.Sprintf("node %d hook calls %v", n.i, want), func() bool {
+			testutil.WaitUntil(t, 10*time.Second, fmt.Sprintf("node %d hook calls %v", n.i, want), func() bool {
 				b, _ := os.ReadFile(filepath.Join(n.dir, "hook.log"))
 				return strings.Join(want, "\n") == strings.TrimSpace(string(b))
 			})

@@ -5,6 +5,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/testutil"
 )
 
 const password = "s3cret-pass"
@@ -76,22 +79,10 @@ type agentProc struct {
 	cmd *exec.Cmd
 }
 
-func requireRedis(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs real redis-server (run without -short)")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (make deps installs it)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the agent drops its children to the redis user: run as root")
-	}
-}
-
 func newGroup(t *testing.T, base int, downAfter string) *group {
 	t.Helper()
-	requireRedis(t)
+	testutil.RequireRedis(t)
+	testutil.RequireRoot(t, "the agent drops its children to the redis user")
 	// Children run as the redis user and must traverse to their state dirs.
 	root, err := os.MkdirTemp("", "rha-group-")
 	if err != nil {
@@ -161,20 +152,12 @@ on_role_change = "%s/hook.sh"
 		if t.Failed() {
 			for _, n := range g.nodes {
 				b, _ := os.ReadFile(n.logPath)
-				t.Logf("---- agent %d log ----\n%s", n.i, tail(string(b), 80))
+				t.Logf("---- agent %d log ----\n%s", n.i, testutil.Tail(string(b), 80))
 			}
 		}
 		os.RemoveAll(root)
 	})
 	return g
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func (n *agentProc) confPath() string { return filepath.Join(n.dir, "redis-ha.conf") }
@@ -350,19 +333,6 @@ func (g *group) waitConverged(timeout time.Duration) *agentProc {
 	return nil
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", timeout, what)
-}
-
 // cli runs the agent binary with args and returns its output and exit code.
 func cli(t *testing.T, args ...string) (string, int) {
 	t.Helper()
@@ -371,7 +341,7 @@ func cli(t *testing.T, args ...string) (string, int) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run %v: %v", args, err)

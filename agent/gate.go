@@ -5,87 +5,83 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
-// decision is who should be master, and why we think so.
-type decision struct {
-	master sentinel.Addr
-	why    string
-}
-
-// chooseMaster decides which box is master, in order of authority:
-//  1. what the reachable sentinels name (the group's consensus);
-//  2. what our own sentinel last wrote to its state file (sentinels are down
-//     or unreachable, but the group existed);
-//  3. the bootstrap_primary, only when nothing anywhere knows a master: the
-//     group's very first start. A node never elects itself.
-func (n *node) chooseMaster(ctx context.Context, cfg *Config) decision {
-	self := selfAddr(cfg)
-	if len(cfg.Peers) == 0 {
-		return decision{self, "single-box mode"}
-	}
-	actx, cancel := context.WithTimeout(ctx, probeTimeout)
-	answers := sentinel.AskAll(actx, sentinelAddrs(cfg), cfg.Password, cfg.Cluster.Name)
-	cancel()
-	if m, votes, ok := mostNamed(answers); ok {
-		return decision{m, fmt.Sprintf("named by %d/%d sentinels", votes, len(answers))}
-	}
-	st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
-	if err != nil {
-		n.log.Warn("read sentinel state", "err", err)
-	}
-	if st.Master != nil && st.Name == cfg.Cluster.Name {
-		return decision{*st.Master, "no sentinel reachable; our sentinel's last known master"}
-	}
-	return decision{peerAddr(cfg.Bootstrap), "first start of the group: bootstrap_primary"}
-}
-
-// mostNamed returns the master named by the most sentinels (ties broken by
-// address so every agent breaks them the same way).
-func mostNamed(answers []sentinel.Answer) (sentinel.Addr, int, bool) {
-	votes := map[sentinel.Addr]int{}
-	for _, a := range answers {
-		if a.Err == nil && !a.Master.IsZero() {
-			votes[a.Master]++
+// chooseMaster asks what ha.ChooseMaster weighs: every sentinel, and our
+// own sentinel's state file.
+func (n *node) chooseMaster(ctx context.Context, cfg *config.Config) ha.Decision {
+	a := ha.Authority{Single: cfg.Single(), Bootstrap: cfg.Bootstrap}
+	if !a.Single {
+		actx, cancel := context.WithTimeout(ctx, probeTimeout)
+		a.Answers = cfg.Group().AskAll(actx)
+		cancel()
+		if _, _, ok := ha.MostNamed(ha.Named(a.Answers)); !ok {
+			st, err := sentinel.ReadSentinelState(sentinelConfPath(cfg))
+			if err != nil {
+				n.log.Warn("read sentinel state", "err", err)
+			}
+			if st.Master != nil && st.Name == cfg.Cluster.Name {
+				a.Remembered = st.Master
+			}
 		}
 	}
-	if len(votes) == 0 {
-		return sentinel.Addr{}, 0, false
-	}
-	addrs := make([]sentinel.Addr, 0, len(votes))
-	for a := range votes {
-		addrs = append(addrs, a)
-	}
-	sort.Slice(addrs, func(i, j int) bool {
-		if votes[addrs[i]] != votes[addrs[j]] {
-			return votes[addrs[i]] > votes[addrs[j]]
-		}
-		return addrs[i].String() < addrs[j].String()
-	})
-	return addrs[0], votes[addrs[0]], true
+	return ha.ChooseMaster(cfg.Self, a)
 }
 
-// nextRedis is the restart gate: it returns the spec for the next start of
-// redis and blocks while starting it would be unsafe.
-//
-// A redis that crashed (or whose box lost power) while it was master must not
-// come back as master while peers exist: its replicas may hold writes it never
-// persisted, and a fast restart would make them resync to its stale data
-// (Sentinel may not even notice the restart). It stays down until the
-// sentinels name another master, then starts as that master's replica.
+// redisConf is what the configuration says of redis.conf; replicaOf is the
+// start decision's.
+func redisConf(cfg *config.Config, replicaOf *wire.Addr) sentinel.RedisConf {
+	return sentinel.RedisConf{
+		Port:        cfg.Redis.Port,
+		Bind:        cfg.Bind(),
+		Announce:    cfg.Self,
+		Dir:         cfg.Node.DataDir,
+		Password:    cfg.Password,
+		Persistence: cfg.Redis.Persistence,
+		ReplicaOf:   replicaOf,
+		Priority:    cfg.Node.Priority,
+		Settings:    cfg.Redis.Settings,
+		// With the agent alive, fencing (ha/fence.go) bounds what an isolated
+		// master acknowledges to fence_after; this bounds it to ~10 s even
+		// when the agent is dead or hung.
+		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
+		MinReplicasMaxLag: 10,
+	}
+}
+
+// sentinelConf is what the configuration says of sentinel.conf; the master,
+// the id and the state Sentinel keeps are added at each start.
+func sentinelConf(cfg *config.Config) sentinel.SentinelConf {
+	return sentinel.SentinelConf{
+		Name:            cfg.Cluster.Name,
+		Port:            cfg.SentinelPort,
+		Bind:            cfg.Bind(),
+		Announce:        cfg.LocalSentinel(),
+		Dir:             cfg.Node.DataDir,
+		Quorum:          cfg.SentinelQuorum(),
+		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
+		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
+		ParallelSyncs:   cfg.ParallelSyncs(),
+		Password:        cfg.Password,
+	}
+}
+
+// nextRedis is the restart gate (ha.Gate): it returns the spec for the next
+// start of redis and blocks while starting it would be unsafe.
 func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor.Spec, error) {
 	cfg := n.config()
-	crashed := last != nil && !last.Requested
+	var marker, stoppedCleanly bool
 	if last == nil {
 		_, err := os.Stat(runningMarker(cfg))
-		crashed = err == nil
+		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
 		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
 		// it is not a crash and keeps its role.
@@ -93,80 +89,50 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		if err == nil && !found {
 			found, graceful = n.shutdownOrphan(ctx, cfg)
 		}
+		stoppedCleanly = err == nil && found && graceful
 		switch {
 		case err != nil:
 			n.log.Warn("stop the previous agent's redis", "err", err)
-		case found && graceful:
+		case stoppedCleanly:
 			n.log.Info("the previous agent died but its redis lived; it has shut down cleanly and keeps its role")
-			crashed = false
-		case crashed:
+		case marker:
 			n.log.Warn("redis did not stop cleanly last time (crash or power loss)")
 		}
 	}
-	self := selfAddr(cfg)
-	var replicaOf *sentinel.Addr
-	var lastTry time.Time
-	var why string
+	crashed := ha.Crashed(last == nil, last != nil && last.Requested, marker, stoppedCleanly)
+	gate := ha.Gate{FailoverEvery: failoverRetry}
+	var start ha.Start
 	for logged := false; ; {
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
-		if d.master != self {
-			m := d.master
-			replicaOf = &m
-			why = d.why
-			if crashed {
-				why = "after a crash, " + why
+		var hold, failover bool
+		start, hold, failover = gate.Step(time.Now(), cfg.Self, d, crashed, cfg.Single())
+		if !hold {
+			if start.ReplicaOf != nil {
+				n.log.Info("starting redis as replica", "master", start.ReplicaOf.String(), "why", d.Why)
+			} else {
+				n.log.Info("starting redis as master", "why", d.Why)
 			}
-			n.log.Info("starting redis as replica", "master", m.String(), "why", d.why)
 			break
 		}
-		if !crashed || len(cfg.Peers) == 0 {
-			why = d.why
-			n.log.Info("starting redis as master", "why", d.why)
-			break
-		}
-		n.setGated(true)
+		n.gated.Store(true)
 		if !logged {
 			n.log.Warn("restart gate: redis crashed as master; keeping it down until the sentinels name a new master",
-				"sentinels say", d.why)
+				"sentinels say", d.Why)
 			logged = true
 		}
-		// We know for certain that the master is dead; Sentinel would wait
-		// down_after to find out. Ask for the failover now.
-		if time.Since(lastTry) >= failoverRetry {
-			lastTry = time.Now()
+		if failover {
 			n.fastFailover(ctx, cfg)
 		}
 		if err := sleepCtx(ctx, gateRetry); err != nil {
 			return supervisor.Spec{}, errStopping
 		}
 	}
-	n.setGated(false)
-	n.mu.Lock()
-	n.hist.cause = "started by the agent: " + why
-	if replicaOf != nil {
-		n.master = *replicaOf
-	} else {
-		n.master = self
-	}
-	n.mu.Unlock()
+	n.gated.Store(false)
+	n.roles.setCause("started by the agent: " + start.Why)
+	replicaOf := start.ReplicaOf
 
-	conf := sentinel.RenderRedis(sentinel.RedisConf{
-		Port:        cfg.Redis.Port,
-		Bind:        bindAddrs(cfg),
-		Announce:    self,
-		Dir:         cfg.Node.DataDir,
-		Password:    cfg.Password,
-		Persistence: cfg.Redis.Persistence,
-		ReplicaOf:   replicaOf,
-		Priority:    cfg.Node.Priority,
-		Settings:    cfg.Redis.Settings,
-		// With the agent alive, fencing (fence.go) bounds what an isolated
-		// master acknowledges to fence_after; this bounds it to ~10 s even
-		// when the agent is dead or hung.
-		MinReplicas:       minReplicas(cfg),
-		MinReplicasMaxLag: 10,
-	})
+	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)
@@ -188,17 +154,18 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 // fastFailover asks a sentinel — ours first, else a peer's — for an immediate
 // failover, once CKQUORUM confirms that a majority of sentinels is reachable
 // to authorize it. A failover already in progress counts as success.
-func (n *node) fastFailover(ctx context.Context, cfg *Config) {
-	local := localSentinel(cfg)
-	order := []sentinel.Addr{local}
-	for _, s := range sentinelAddrs(cfg) {
+func (n *node) fastFailover(ctx context.Context, cfg *config.Config) {
+	local := cfg.LocalSentinel()
+	g := cfg.Group()
+	order := []wire.Addr{local}
+	for _, s := range g.Sentinels {
 		if s != local {
 			order = append(order, s)
 		}
 	}
 	for _, s := range order {
 		fctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := n.failoverVia(fctx, cfg, s)
+		err := n.failoverVia(fctx, g, s)
 		cancel()
 		if err == nil {
 			n.log.Info("fast failover requested", "sentinel", s.String())
@@ -208,43 +175,40 @@ func (n *node) fastFailover(ctx context.Context, cfg *Config) {
 	}
 }
 
-func (n *node) failoverVia(ctx context.Context, cfg *Config, s sentinel.Addr) error {
-	sc := sentinel.NewSentinelClient(s, cfg.Password)
+func (n *node) failoverVia(ctx context.Context, g sentinel.Group, s wire.Addr) error {
+	sc := g.Sentinel(s)
 	defer sc.Close()
-	usable, ok, err := sentinel.UsableSentinels(ctx, sc, cfg.Cluster.Name)
+	usable, ok, err := sc.Usable(ctx, g.Name)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("only %d usable sentinels: no majority to authorize a failover", usable)
 	}
-	err = sentinel.Failover(ctx, sc, cfg.Cluster.Name)
-	if err != nil && strings.Contains(err.Error(), "INPROG") {
-		return nil
+	if err := sc.Failover(ctx, g.Name); err != nil && !errors.Is(err, sentinel.ErrInProgress) {
+		return err
 	}
-	return err
+	return nil
 }
 
 // shutdownOrphan stops a redis of ours that lost its pid file (a runtime
 // directory removed while it ran): it answers on our port, to our password,
 // with our data directory. SHUTDOWN persists its data like SIGTERM would.
-func (n *node) shutdownOrphan(ctx context.Context, cfg *Config) (found, clean bool) {
-	c := sentinel.NewRedisClient(selfAddr(cfg), cfg.Password)
+func (n *node) shutdownOrphan(ctx context.Context, cfg *config.Config) (found, clean bool) {
+	c := sentinel.NewRedis(cfg.Self, cfg.Password)
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	dir, err := c.ConfigGet(cctx, "dir").Result()
-	if err != nil || dir["dir"] != cfg.Node.DataDir {
+	if dir, err := c.Get(cctx, "dir"); err != nil || dir != cfg.Node.DataDir {
 		return false, false
 	}
 	n.log.Warn("found our redis running without a pid file; shutting it down cleanly")
-	// SHUTDOWN's connection drops without a reply when it works.
-	_ = c.Shutdown(cctx).Err()
+	c.Shutdown(cctx)
 	wctx, wcancel := context.WithTimeout(ctx, childStopWait)
 	defer wcancel()
 	for {
 		pctx, pcancel := context.WithTimeout(wctx, probeTimeout)
-		err := c.Ping(pctx).Err()
+		err := c.Ping(pctx)
 		pcancel()
 		if err != nil && wctx.Err() == nil {
 			return true, true
@@ -274,22 +238,35 @@ func (n *node) redisExited(e supervisor.Exit) {
 	if e.Requested {
 		return // stopped on purpose (restart, shutdown): not a role change
 	}
-	n.mu.Lock()
-	n.counts.redisRestarts++
-	wasMaster := n.hist.role == "master"
-	if n.hist.role == "down" {
-		n.mu.Unlock()
+	n.restarts.redis.Add(1)
+	c, wasMaster := n.roles.down(time.Now(), e.Err)
+	if c == nil {
 		return // still down: one record for the whole outage
 	}
-	c := Change{Time: time.Now(), From: n.hist.role, To: "down", Cause: fmt.Sprintf("redis exited: %v", e.Err),
-		OffsetBefore: n.hist.offset, OffsetAfter: n.hist.offset}
-	n.hist.role = "down"
-	n.mu.Unlock()
-	n.recordChange(cfg, c)
+	n.recordChange(cfg, *c)
 	// Now, not after the restart backoff (which grows when a box keeps
-	// crashing): the master is certainly dead and the group waits for a new one.
+	// crashing): the master is certainly dead and the group waits for a new
+	// one. Asked of the failover worker, so that the restart loop goes on.
 	if wasMaster && len(cfg.Peers) > 1 {
-		n.fastFailover(context.Background(), cfg)
+		select {
+		case n.failover <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+}
+
+// failovers asks for a fast failover each time redisExited says the local
+// master died, until ctx ends. It runs beside the supervisor's restart loop
+// rather than in it: asking three sentinels can take seconds, and shutdown
+// must not wait for it.
+func (n *node) failovers(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.failover:
+			n.fastFailover(ctx, n.config())
+		}
 	}
 }
 
@@ -309,11 +286,10 @@ func (n *node) waitReady(ctx context.Context) error {
 	defer cancel()
 	var extended time.Time
 	for {
-		cfg := n.config()
 		status := "" // extend only for a known, legitimate wait
 		if n.redis.Current() != nil {
 			pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
-			loading, err := sentinel.Loading(pctx, n.localRedis(cfg))
+			loading, err := n.local.Redis().Loading(pctx)
 			pcancel()
 			if err == nil && !loading {
 				n.log.Info("redis is loaded and serving")
@@ -322,7 +298,7 @@ func (n *node) waitReady(ctx context.Context) error {
 			if loading {
 				status = "redis is loading its dataset"
 			}
-		} else if n.isGated() {
+		} else if n.gated.Load() {
 			status = "redis down: restart gate holds it until the sentinels name a new master"
 		}
 		if status != "" && time.Since(extended) > extendEvery {
@@ -345,7 +321,7 @@ func (n *node) waitSentinel(ctx context.Context) error {
 		}
 		if n.sentinel.Current() != nil {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-			_, err := sentinel.MasterAddr(pctx, n.localSentinelClient(cfg), cfg.Cluster.Name)
+			_, err := n.local.Sentinel().MasterAddr(pctx, cfg.Cluster.Name)
 			cancel()
 			if err == nil {
 				return nil
@@ -355,18 +331,6 @@ func (n *node) waitSentinel(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-func (n *node) isGated() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.gated
-}
-
-func (n *node) setGated(g bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.gated = g
 }
 
 // nextSentinel renders sentinel.conf for each start of the local sentinel,
@@ -399,23 +363,10 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	if st.Name == cfg.Cluster.Name {
 		keep = st.Lines
 	}
-	master := n.chooseMaster(ctx, cfg).master
-	conf := sentinel.RenderSentinel(sentinel.SentinelConf{
-		Name:            cfg.Cluster.Name,
-		Port:            cfg.SentinelPort,
-		Bind:            bindAddrs(cfg),
-		Announce:        localSentinel(cfg),
-		Dir:             cfg.Node.DataDir,
-		Master:          master,
-		Quorum:          sentinelQuorum(cfg),
-		DownAfter:       time.Duration(cfg.Sentinel.DownAfter),
-		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
-		ParallelSyncs:   parallelSyncs(cfg),
-		Password:        cfg.Password,
-		MyID:            myid,
-		State:           keep,
-		KnownReplicas:   peerAddrs(cfg),
-	})
+	master := n.chooseMaster(ctx, cfg).Master
+	sc := sentinelConf(cfg)
+	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	conf := sentinel.RenderSentinel(sc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render sentinel.conf: %w", err)
@@ -431,35 +382,9 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	}, nil
 }
 
-// parallelSyncs re-points every replica at once after a failover. A new
-// master acknowledges writes only once min-replicas-to-write replicas are
-// attached, and Sentinel moves the next replica only after the previous one
-// shows its link up in its next INFO (once a second): one at a time, a
-// five-box group refused writes a second longer than a three-box one. The
-// replicas share the old master's history, so a failover almost always
-// needs only a partial resync; after a full one they still serve reads from
-// their old data while they load (replica-serve-stale-data).
-func parallelSyncs(cfg *Config) int { return max(len(cfg.Peers)-1, 1) }
-
-func peerAddrs(cfg *Config) []sentinel.Addr {
-	out := make([]sentinel.Addr, 0, len(cfg.Peers))
-	for _, p := range cfg.Peers {
-		out = append(out, peerAddr(p))
-	}
-	return out
-}
-
-// sentinelQuorum is cluster.quorum; a single box monitors itself with 1.
-func sentinelQuorum(cfg *Config) int {
-	if cfg.Quorum < 1 {
-		return 1
-	}
-	return cfg.Quorum
-}
-
 // myID returns this node's sentinel id, created once and kept in the state
 // directory so that a restarted sentinel is the same sentinel to its peers.
-func (n *node) myID(cfg *Config) (string, error) {
+func (n *node) myID(cfg *config.Config) (string, error) {
 	b, err := os.ReadFile(myIDPath(cfg))
 	if err == nil && len(b) >= 40 {
 		return string(b[:40]), nil
@@ -479,14 +404,4 @@ func (n *node) myID(cfg *Config) (string, error) {
 		return "", fmt.Errorf("save sentinel id: %w", err)
 	}
 	return id, nil
-}
-
-// sentinelEvents subscribes to the local sentinel's event stream; the stream
-// reconnects by itself and says "resubscribed" so we re-query.
-func (n *node) sentinelEvents(ctx context.Context) <-chan sentinel.Event {
-	cfg := n.config()
-	if len(cfg.Peers) == 0 {
-		return nil
-	}
-	return sentinel.Events(ctx, n.localSentinelClient(cfg))
 }

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a configuration set, located at the line
+// that set the key (File "" = the key was left at its built-in default).
+type Problem struct {
+	File string
+	Line int // 0 = unknown
+	Col  int // syntax errors only
+	Key  string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File == "" {
+		b.WriteString("<default>")
+	} else {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d", p.Line)
+			if p.Col > 0 {
+				fmt.Fprintf(&b, ":%d", p.Col)
+			}
+		}
+	}
+	b.WriteString(": ")
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Error is every problem found in a configuration set. Load
+// returns nothing else as an error, so callers map it to exit status 78.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// defaults returns the defaults of PRODUCT.md. Keys whose default
+// depends on others (quorum, sentinel.port, http.listen, node.announce) stay
+// zero here and are resolved by validation.
+func defaults() *Config {
+	return &Config{
+		Cluster: Cluster{Name: "main", Peers: []string{}},
+		Node:    Node{Priority: 100, DataDir: "/var/lib/redis-ha", RunDir: "/run/redis-ha"},
+		Redis: Redis{
+			Port: 6379, Binary: "/usr/bin/redis-server", Persistence: "aof",
+			Settings: map[string]string{},
+		},
+		Sentinel: Sentinel{
+			DownAfter:       Duration(5 * time.Second),
+			FailoverTimeout: Duration(60 * time.Second),
+			FenceAfter:      Duration(500 * time.Millisecond),
+		},
+		Auth: Auth{PasswordFile: "/etc/redis-ha/password"},
+		Tuning: Tuning{
+			Enabled: true, Somaxconn: 1024, OvercommitMemory: 1, TransparentHugepages: "never",
+		},
+	}
+}
+
+// Load reads the base file at path and conf.d/*.conf beside it (lexical
+// order, a later file winning key by key, redis.settings entry by entry),
+// validates the result and resolves the derived values. Any error is a
+// *Error listing every problem found.
+func Load(path string, env Env) (*Config, error) {
+	files, probs := fileList(path)
+	if len(probs) > 0 {
+		return nil, &Error{Problems: probs}
+	}
+	c := defaults()
+	schema := schemaOf(reflect.TypeOf(Config{}))
+	origins := keyOrigins{}
+	sum := sha256.New()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			probs = append(probs, Problem{File: f, Msg: ioMsg("read", err)})
+			continue
+		}
+		// Length-prefixed so that moving bytes between files changes the sum.
+		fmt.Fprintf(sum, "%s\x00%d\x00", f, len(data))
+		sum.Write(data)
+		probs = append(probs, decodeFile(f, data, schema, c, origins)...)
+	}
+	c.Files = files
+	if len(probs) > 0 {
+		// The model is incomplete; validating it would only add noise.
+		return nil, &Error{Problems: sortProblems(probs, files)}
+	}
+	probs = validate(c, origins, gatherFacts(c, env))
+	if len(probs) > 0 {
+		return nil, &Error{Problems: sortProblems(probs, files)}
+	}
+	sum.Write([]byte(c.Password))
+	copy(c.Sum[:], sum.Sum(nil))
+	return c, nil
+}
+
+// fileList returns the base file and the drop-ins to merge over it.
+func fileList(path string) ([]string, []Problem) {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, []Problem{{File: path, Msg: ioMsg("read", err)}}
+	} else if fi.IsDir() {
+		return nil, []Problem{{File: path, Msg: "is a directory, not a configuration file"}}
+	}
+	files := []string{path}
+	dir := filepath.Join(filepath.Dir(path), "conf.d")
+	entries, err := os.ReadDir(dir) // sorted by name
+	if errors.Is(err, fs.ErrNotExist) {
+		return files, nil
+	}
+	if err != nil {
+		return nil, []Problem{{File: dir, Msg: ioMsg("list", err)}}
+	}
+	for _, e := range entries {
+		if !isDropIn(e.Name()) {
+			continue
+		}
+		f := filepath.Join(dir, e.Name())
+		// Follow symlinks (configuration management links drop-ins in);
+		// a directory named *.conf is not a drop-in.
+		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+			continue
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// isDropIn reports whether a conf.d entry is read: *.conf, but not the
+// leftovers of editors and package managers (an unmerged foo.conf.dpkg-new
+// must not take effect behind the admin's back).
+func isDropIn(name string) bool {
+	if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".conf") {
+		return false
+	}
+	for _, junk := range []string{".dpkg-", ".rpmnew", ".rpmsave", ".ucf-", "~", ".swp"} {
+		if strings.Contains(name, junk) {
+			return false
+		}
+	}
+	return true
+}
+
+func ioMsg(op string, err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return "file not found"
+	}
+	return op + ": " + err.Error()
+}

@@ -1,0 +1,96 @@
+package ha
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
+)
+
+// Decision is who should be master, and why we think so.
+type Decision struct {
+	Master wire.Addr
+	Why    string
+}
+
+// Authority is what ChooseMaster weighs, most authoritative first.
+type Authority struct {
+	Single     bool          // no peers: this box is the master
+	Answers    []wire.Answer // every sentinel's answer, asked now
+	Remembered *wire.Addr    // the master our own sentinel last wrote to its state file, for this group
+	Bootstrap  wire.Addr     // cluster.bootstrap_primary
+}
+
+// ChooseMaster decides which box is master, in order of authority:
+//  1. what the reachable sentinels name (the group's consensus);
+//  2. what our own sentinel last wrote to its state file (sentinels are down
+//     or unreachable, but the group existed);
+//  3. the bootstrap_primary, only when nothing anywhere knows a master: the
+//     group's very first start. A node never elects itself.
+func ChooseMaster(self wire.Addr, a Authority) Decision {
+	if a.Single {
+		return Decision{self, "single-box mode"}
+	}
+	if m, votes, ok := MostNamed(Named(a.Answers)); ok {
+		return Decision{m, fmt.Sprintf("named by %d/%d sentinels", votes, len(a.Answers))}
+	}
+	if a.Remembered != nil {
+		return Decision{*a.Remembered, "no sentinel reachable; our sentinel's last known master"}
+	}
+	return Decision{a.Bootstrap, "first start of the group: bootstrap_primary"}
+}
+
+// Crashed says whether the redis about to start follows a crash. On the
+// agent's first start that is the running marker found in the state
+// directory (redis crashed, or the box lost power), unless the previous
+// agent's redis was found still running and has just stopped cleanly: it
+// held every acknowledged write and persisted them all on SIGTERM. After
+// that, any exit the agent did not ask for is a crash.
+func Crashed(first, requested, marker, stoppedCleanly bool) bool {
+	if !first {
+		return !requested
+	}
+	return marker && !stoppedCleanly
+}
+
+// Start is how redis starts: the replica of ReplicaOf, or master when nil.
+type Start struct {
+	ReplicaOf *wire.Addr
+	Why       string
+}
+
+// Gate is the restart gate. A redis that crashed (or whose box lost power)
+// while it was master must not come back as master while peers exist: its
+// replicas may hold writes it never persisted, and a fast restart would
+// make them resync to its stale data (Sentinel may not even notice the
+// restart). It stays down until the sentinels name another master, then
+// starts as that master's replica.
+type Gate struct {
+	// FailoverEvery spaces the requests for a fast failover while the gate
+	// holds: the agent knows for certain that the master is dead, which
+	// Sentinel would learn only after down_after.
+	FailoverEvery time.Duration
+
+	lastTry time.Time
+}
+
+// Step decides, given the current decision, whether redis starts (and how)
+// or stays held, and whether to ask for a failover now.
+func (g *Gate) Step(now time.Time, self wire.Addr, d Decision, crashed, single bool) (start Start, hold, failover bool) {
+	switch {
+	case d.Master != self:
+		m := d.Master
+		why := d.Why
+		if crashed {
+			why = "after a crash, " + why
+		}
+		return Start{ReplicaOf: &m, Why: why}, false, false
+	case !crashed || single:
+		return Start{Why: d.Why}, false, false
+	}
+	if now.Sub(g.lastTry) >= g.FailoverEvery {
+		g.lastTry = now
+		failover = true
+	}
+	return Start{}, true, failover
+}
