@@ -212,8 +212,13 @@ func (n *node) step(ctx context.Context, why trigger) trigger {
 	case ha.FenceUp:
 		n.fence(ctx, cfg, q.Reachable)
 		next = onAgain // a fenced master waits for its answers: start now
+	case ha.FenceCheck:
+		next = onAgain // ask now and wait: fence on the answers, not on this agent's delay
 	case ha.FenceDown:
 		n.unfence(ctx, cfg)
+	}
+	if ha.FenceDrift(st.view.S) && st.view.S.Fenced == st.fenced {
+		n.refence(ctx, cfg)
 	}
 
 	st.follow.After = repointAfter
@@ -271,6 +276,26 @@ func (n *node) fence(ctx context.Context, cfg *config.Config, seen int) {
 	n.st.fenced = true
 	n.log.Warn("fenced: this master sees no majority of sentinels; refusing writes",
 		"sentinels_reachable", seen, "of", len(cfg.Peers), "after", time.Duration(cfg.Sentinel.FenceAfter))
+	n.observe(ctx)
+}
+
+// refence puts redis's own fence back to what this agent decided. A fence
+// or unfence whose reply timed out may still be carried out later: seen on
+// the box bench, a fence sent to a frozen master ran when it woke, and it
+// refused every write for good while the agent believed it unfenced.
+func (n *node) refence(ctx context.Context, cfg *config.Config) {
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	put := n.local.Redis().Unfence
+	if n.st.fenced {
+		put = n.local.Redis().Fence
+	}
+	if err := put(cctx, len(cfg.Peers)); err != nil {
+		n.log.Error("fence: could not put redis's fence right", "fenced", n.st.fenced, "err", err)
+		return
+	}
+	n.log.Warn("fence: redis's own fence differed from this agent's; put right (a fence command that timed out ran late)",
+		"fenced", n.st.fenced)
 	n.observe(ctx)
 }
 

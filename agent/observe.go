@@ -23,6 +23,11 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 		if r, err := n.local.Redis().Role(pctx); err == nil {
 			s.RedisUp, s.Role = true, r
 		}
+		if s.RedisUp && !s.Single {
+			if f, err := n.local.Redis().Fenced(pctx, len(cfg.Peers)); err == nil {
+				s.FenceRead, s.FenceSet = true, f
+			}
+		}
 	}
 	if !s.Single && n.sentinel.Current() != nil {
 		sc := n.local.Sentinel()

@@ -14,12 +14,14 @@ import (
 //   - ping-period 500 ms (default 1 s): Sentinel counts down_after from the
 //     first unanswered ping, so a master is seen down up to one ping period
 //     after down_after.
-//   - ask-period 100 ms (default 1 s): a sentinel that sees the master down
-//     asks its peers' opinion that often, counted from their last answer,
-//     and the failover waits for a quorum of them: at 500 ms the election
-//     started up to half a second after the second sentinel saw the master
-//     down. It asks only while it sees the master down, so this costs
-//     nothing otherwise; an answer counts for five ask periods.
+//   - ask-period 500 ms (default 1 s): a sentinel that sees the master down
+//     asks its peers' opinion that often; the failover waits for it. Not
+//     100 ms: then every sentinel reached odown within a tenth of a second
+//     of the others and each started its own election; each wrote its new
+//     epoch to disk before asking for votes (an fsync, 0.5 s on a busy
+//     disk), each voted for itself meanwhile, nobody won, and Sentinel
+//     waits twice failover_timeout (2 min) before it tries again. Seen on
+//     the box bench with a frozen master, whose sentinel votes too.
 //   - info-period 1 s (default 10 s): Sentinel sees the promotion only in
 //     its next INFO of the new master. A failover sends INFO once a second
 //     but fires one at once when the last is older, just before it promotes,
@@ -33,7 +35,7 @@ import (
 // INFO comes once a second, so at 250 ms a reply late by a quarter of a
 // second would abort the failover (and the retry waits twice
 // failover_timeout).
-var sentinelTiming = []string{"ping-period", "500", "ask-period", "100", "info-period", "1000"}
+var sentinelTiming = []string{"ping-period", "500", "ask-period", "500", "info-period", "1000"}
 
 // sentinelTuneWait bounds how long a freshly started sentinel may take to
 // answer; after that it keeps Sentinel's defaults (slower, not wrong).

@@ -10,6 +10,7 @@ const (
 	FenceUp                // refuse writes now: no majority heard from for fence_after
 	FenceDown              // a majority is back: ask who the master is, and lift the fence
 	FenceClear             // this box is no longer master: a replica carries no fence, forget it
+	FenceCheck             // no proof for fence_after, but only because nobody asked: ask now and wait
 )
 
 // Fence decides when a master fences itself. A master that cannot reach a
@@ -58,9 +59,26 @@ func (f *Fence) Step(now time.Time, master, fenced bool, r Round) FenceAction {
 		// replica's redis.conf already carries the normal setting.
 		return FenceClear
 	case !fenced && master && now.Sub(f.lastMajority) >= fenceAt:
+		// Fence on evidence only: the latest question went unanswered by a
+		// majority. When a majority answered it and it is simply old, this
+		// agent's own rounds came late (a busy box, a slow step, a local
+		// redis that does not answer): that proves nothing about the
+		// network. Fencing then refused writes with every sentinel in sight.
+		if r.Reachable >= r.Majority {
+			return FenceCheck
+		}
 		return FenceUp
 	case fenced && r.Reachable >= r.Majority:
 		return FenceDown
 	}
 	return FenceNone
+}
+
+// FenceDrift says whether redis's own fence, read back in one observation,
+// differs from what the agent had decided at that observation: a fence
+// command whose reply timed out may run later (a frozen master wakes up and
+// carries it out), and a fenced master demoted at runtime keeps its fence
+// into a later promotion. Only what is read back is trusted.
+func FenceDrift(s Snapshot) bool {
+	return s.RedisUp && s.FenceRead && s.FenceSet != s.Fenced
 }

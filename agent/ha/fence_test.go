@@ -38,9 +38,30 @@ func TestFenceTiming(t *testing.T) {
 			alone(750, 500), alone(1000, 750),
 			{at: 1125, master: true, reachable: 1, askedAt: 1000, want: FenceUp},
 		}},
-		{"an answer older than the last proof proves nothing", []round{
+		{"an answer older than the last proof proves nothing: ask again", []round{
 			majority(0, 0), {at: 250, master: true, reachable: 3, askedAt: -1000},
-			{at: 375, master: true, reachable: 3, askedAt: -500, want: FenceUp},
+			{at: 375, master: true, reachable: 3, askedAt: -500, want: FenceCheck},
+			{at: 400, master: true, reachable: 3, askedAt: 390}, // the check: a majority, now
+		}},
+		// Seen on the box bench: a round 600 ms late (the box busy, the
+		// local redis frozen) fenced a master that every sentinel answered.
+		{"late rounds: the majority answered, the question is old: check, not fence", []round{
+			majority(0, 0), majority(250, 0),
+			{at: 900, master: true, reachable: 3, askedAt: 250, want: FenceCheck},
+			{at: 910, master: true, reachable: 3, askedAt: 900},
+			majority(1160, 910),
+		}},
+		{"late rounds, and the check finds no majority: fence", []round{
+			majority(0, 0), majority(250, 0),
+			{at: 900, master: true, reachable: 3, askedAt: 250, want: FenceCheck},
+			{at: 1150, master: true, reachable: 1, askedAt: 900, want: FenceUp},
+		}},
+		// After a slow unfence, the next round reads the answers to the
+		// unfence's own round: old, but a majority's.
+		{"just unfenced after a slow step: check, not fence again", []round{
+			{at: 0, master: true, fenced: true, reachable: 3, askedAt: 0, want: FenceDown},
+			{at: 1000, master: true, reachable: 3, askedAt: 0, want: FenceCheck},
+			{at: 1010, master: true, reachable: 3, askedAt: 1005},
 		}},
 		{"fenced: unfence once a majority answers", []round{
 			{at: 0, master: true, fenced: true, reachable: 1},
@@ -101,5 +122,28 @@ func TestFenceWithinFenceAfter(t *testing.T) {
 		if d := fencedAt.Sub(lastProof); d > after || d < after-every {
 			t.Errorf("lost %v into a round: fenced %v after the last proof, want within (%v, %v]", lost, d, after-every, after)
 		}
+	}
+}
+
+func TestFenceDrift(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Snapshot
+		want bool
+	}{
+		{"agreed, unfenced", Snapshot{RedisUp: true, FenceRead: true}, false},
+		{"agreed, fenced", Snapshot{RedisUp: true, FenceRead: true, Fenced: true, FenceSet: true}, false},
+		// A fence sent to a frozen master timed out and ran when it woke.
+		{"redis fenced behind the agent's back", Snapshot{RedisUp: true, FenceRead: true, FenceSet: true}, true},
+		{"the agent's fence lost", Snapshot{RedisUp: true, FenceRead: true, Fenced: true}, true},
+		{"not read back: trust nothing", Snapshot{RedisUp: true, FenceSet: true}, false},
+		{"redis down", Snapshot{FenceRead: true, FenceSet: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FenceDrift(tt.s); got != tt.want {
+				t.Errorf("FenceDrift(%+v) = %v, want %v", tt.s, got, tt.want)
+			}
+		})
 	}
 }

@@ -14,17 +14,20 @@ const StaleAfter = 3 * time.Second
 
 // Snapshot is what one observation of the local redis and sentinel saw.
 type Snapshot struct {
-	Single    bool // no peers
-	Self      wire.Addr
-	RedisUp   bool      // ROLE answered
-	Role      wire.Role // valid when RedisUp
-	Gated     bool      // the restart gate holds redis down
-	Fenced    bool      // refusing writes: no majority in sight
-	Named     wire.Addr // the master the local sentinel names
-	Usable    int       // sentinels the local sentinel counts as reachable (CKQUORUM)
-	Peers     int
-	InSync    int // master: replicas that acknowledged the previous observation's offset
-	ReloadErr string
+	Single  bool // no peers
+	Self    wire.Addr
+	RedisUp bool      // ROLE answered
+	Role    wire.Role // valid when RedisUp
+	Gated   bool      // the restart gate holds redis down
+	Fenced  bool      // refusing writes: no majority in sight (the agent's decision)
+	// FenceRead: redis answered CONFIG GET min-replicas-to-write, and
+	// FenceSet is whether that refuses every write (redis's own fence).
+	FenceRead, FenceSet bool
+	Named               wire.Addr // the master the local sentinel names
+	Usable              int       // sentinels the local sentinel counts as reachable (CKQUORUM)
+	Peers               int
+	InSync              int // master: replicas that acknowledged the previous observation's offset
+	ReloadErr           string
 }
 
 // IsMaster: redis answers, as master.

@@ -3,6 +3,7 @@ package faultcheck
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -252,7 +253,7 @@ func (g *group) verify(l *WriteLog, rep Report) (missing int) {
 		}
 		v, err := c.Get(context.Background(), l.Key(r.Seq)).Result()
 		switch {
-		case err == redis.Nil:
+		case errors.Is(err, redis.Nil):
 			missing++
 			if len(first) < maxLostKeys {
 				first = append(first, l.Key(r.Seq))
