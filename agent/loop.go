@@ -30,6 +30,10 @@ const (
 	// after a failover (it does so within about a second for the replicas it
 	// knows).
 	repointAfter = time.Second
+	// electionRetryWindow is how long after a lost election the agent looks
+	// whether it was a split vote: every sentinel aborts within a second or
+	// so of the others (Sentinel desynchronizes them by up to one).
+	electionRetryWindow = 5 * time.Second
 )
 
 // fenceEvery is the master's round period.
@@ -60,6 +64,9 @@ type loopState struct {
 	announces sync.WaitGroup // gratuitous ARP bursts of the VIP
 
 	switching bool // a switchover runs
+	// retryUntil: the local sentinel lost an election; until then, look
+	// whether anybody won it (ha.RetryElection).
+	retryUntil time.Time
 }
 
 // published is what the loop last saw, for readers on other goroutines.
@@ -125,7 +132,10 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 					events = nil
 					continue
 				}
-				if ev.Type != "+switch-master" && ev.Type != "resubscribed" && ev.Type != "+convert-to-slave" && ev.Type != "+promoted-slave" {
+				if ev.Type == "-failover-abort-not-elected" {
+					// The local sentinel lost an election: perhaps nobody won.
+					st.retryUntil = time.Now().Add(electionRetryWindow)
+				} else if ev.Type != "+switch-master" && ev.Type != "resubscribed" && ev.Type != "+convert-to-slave" && ev.Type != "+promoted-slave" {
 					continue
 				}
 				n.log.Info("sentinel event", "type", ev.Type, "payload", ev.Payload)
@@ -221,6 +231,12 @@ func (n *node) step(ctx context.Context, why trigger) trigger {
 		n.refence(ctx, cfg)
 	}
 
+	if !st.retryUntil.IsZero() {
+		if time.Now().After(st.retryUntil) || n.retryElection(ctx, cfg) {
+			st.retryUntil = time.Time{}
+		}
+	}
+
 	st.follow.After = repointAfter
 	if m, ok := st.follow.Step(time.Now(), st.view); ok {
 		n.repoint(ctx, m)
@@ -277,6 +293,42 @@ func (n *node) fence(ctx context.Context, cfg *config.Config, seen int) {
 	n.log.Warn("fenced: this master sees no majority of sentinels; refusing writes",
 		"sentinels_reachable", seen, "of", len(cfg.Peers), "after", time.Duration(cfg.Sentinel.FenceAfter))
 	n.observe(ctx)
+}
+
+// retryElection carries out ha.RetryElection once; true when it is settled
+// (done, or not this box's to do).
+func (n *node) retryElection(ctx context.Context, cfg *config.Config) bool {
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	local, err := n.local.Sentinel().State(cctx, cfg.Cluster.Name)
+	if err != nil {
+		return false
+	}
+	g := cfg.Group()
+	var others []wire.SentinelState
+	for _, a := range g.Sentinels {
+		if a == cfg.LocalSentinel() {
+			continue
+		}
+		sc := g.Sentinel(a)
+		if st, err := sc.State(cctx, cfg.Cluster.Name); err == nil {
+			others = append(others, st)
+		}
+		sc.Close()
+	}
+	switch ha.RetryElection(local, others) {
+	case ha.RetryWait:
+		return false
+	case ha.RetryNever:
+		return true
+	}
+	if err := n.failoverVia(cctx, g, cfg.LocalSentinel()); err != nil {
+		n.log.Warn("election lost by every sentinel (split vote); failing over through ours did not work", "err", err)
+		return false
+	}
+	n.log.Warn("election lost by every sentinel (split vote): failing over through ours, the sentinel with the lowest id, "+
+		"instead of waiting twice failover_timeout", "master", local.Master.String())
+	return true
 }
 
 // refence puts redis's own fence back to what this agent decided. A fence

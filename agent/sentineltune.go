@@ -7,7 +7,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
-// sentinelTiming sets three of Sentinel's clocks; down_after itself is
+// sentinelTiming sets four of Sentinel's clocks; down_after itself is
 // untouched, and each change costs Sentinel and redis a few small requests a
 // second (no difference measurable in their idle CPU).
 //
@@ -30,12 +30,19 @@ import (
 //     lets Sentinel notice new replicas within a second, and lets switchover
 //     time its start to the INFO (switchover.go) within a second.
 //
+//   - election-timeout 3 s (default 10 s): a sentinel that has not won its
+//     election by then gives up. When every sentinel gave up (a split vote)
+//     the agent of the one with the lowest id fails the group over through
+//     it (loop.go, ha.RetryElection) instead of letting Sentinel wait twice
+//     failover_timeout; the sooner they give up, the sooner that starts. A
+//     won election takes well under a second, slow disks included.
+//
 // Not lower than 500 ms for ping: when it picks the replica to promote,
 // Sentinel skips any whose last INFO is older than five ping periods, and
 // INFO comes once a second, so at 250 ms a reply late by a quarter of a
 // second would abort the failover (and the retry waits twice
 // failover_timeout).
-var sentinelTiming = []string{"ping-period", "500", "ask-period", "500", "info-period", "1000"}
+var sentinelTiming = []string{"ping-period", "500", "ask-period", "500", "info-period", "1000", "election-timeout", "3000"}
 
 // sentinelTuneWait bounds how long a freshly started sentinel may take to
 // answer; after that it keeps Sentinel's defaults (slower, not wrong).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,37 @@ func (s *Sentinel) Debug(ctx context.Context, kv ...string) error {
 		return fmt.Errorf("sentinel debug %s: %w", strings.Join(kv, " "), err)
 	}
 	return nil
+}
+
+// State reads what the sentinel says of the group's election: its run id
+// (SENTINEL MYID), the master and its flags (SENTINEL MASTER), and the other
+// sentinels it knows with theirs (SENTINEL SENTINELS).
+func (s *Sentinel) State(ctx context.Context, name string) (wire.SentinelState, error) {
+	var st wire.SentinelState
+	id := redis.NewStringCmd(ctx, "sentinel", "myid")
+	if err := s.c.Process(ctx, id); err != nil {
+		return st, fmt.Errorf("sentinel myid: %w", err)
+	}
+	st.MyID = id.Val()
+	m, err := s.c.Master(ctx, name).Result()
+	if err != nil {
+		return st, fmt.Errorf("sentinel master %s: %w", name, noMaster(err))
+	}
+	port, _ := strconv.Atoi(m["port"])
+	st.Master = wire.Addr{Host: m["ip"], Port: port}
+	flags := strings.Split(m["flags"], ",")
+	st.ODown = slices.Contains(flags, "o_down")
+	st.InProgress = slices.Contains(flags, "failover_in_progress")
+	peers, err := s.c.Sentinels(ctx, name).Result()
+	if err != nil {
+		return st, fmt.Errorf("sentinel sentinels %s: %w", name, noMaster(err))
+	}
+	for _, p := range peers {
+		pf := strings.Split(p["flags"], ",")
+		down := slices.Contains(pf, "s_down") || slices.Contains(pf, "o_down") || slices.Contains(pf, "disconnected")
+		st.Peers = append(st.Peers, wire.PeerState{RunID: p["runid"], Down: down})
+	}
+	return st, nil
 }
 
 // ReplicaView is one replica as a sentinel sees it (SENTINEL REPLICAS).
