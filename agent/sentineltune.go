@@ -14,6 +14,7 @@ import (
 //   - ping-period 500 ms (default 1 s): Sentinel counts down_after from the
 //     first unanswered ping, so a master is seen down up to one ping period
 //     after down_after.
+//
 //   - ask-period 500 ms (default 1 s): a sentinel that sees the master down
 //     asks its peers' opinion that often; the failover waits for it. Not
 //     100 ms: then every sentinel reached odown within a tenth of a second
@@ -22,6 +23,7 @@ import (
 //     disk), each voted for itself meanwhile, nobody won, and Sentinel
 //     waits twice failover_timeout (2 min) before it tries again. Seen on
 //     the box bench with a frozen master, whose sentinel votes too.
+//
 //   - info-period 1 s (default 10 s): Sentinel sees the promotion only in
 //     its next INFO of the new master. A failover sends INFO once a second
 //     but fires one at once when the last is older, just before it promotes,
