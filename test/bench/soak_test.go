@@ -77,7 +77,8 @@ type soakStep struct {
 
 // TestSoak is `make soak`: one group of three boxes set up by the user's
 // story, the default client writing throughout, and a random fault of the
-// whole list every 30–60 s for RHA_SOAK_DURATION (20 minutes by default).
+// whole list every 30–60 s for RHA_SOAK_DURATION (20 minutes by default),
+// each fault once per turn of the list, in a random order.
 // Each fault is held to its guarantee over its own window of the run (from
 // the end of the one before to its next fault): acknowledged writes lost,
 // two masters, exactly the failovers it needs, and the group settling again
@@ -138,11 +139,18 @@ func TestSoak(t *testing.T) {
 	started := time.Now()
 	sleep(ctx, warmUp)
 	var steps []*soakStep
+	var bag []soakFault // every fault once per turn, in a random order: the whole list gets its share
 	for n := 1; ; n++ {
 		if count > 0 && n > count || count == 0 && time.Since(started) > duration || ctx.Err() != nil {
 			break
 		}
-		st := g.soakStep(t, ctx, n, faults[rng.IntN(len(faults))], rng)
+		if len(bag) == 0 {
+			bag = slices.Clone(faults)
+			rng.Shuffle(len(bag), func(i, j int) { bag[i], bag[j] = bag[j], bag[i] })
+		}
+		f := bag[0]
+		bag = bag[1:]
+		st := g.soakStep(t, ctx, n, f, rng)
 		steps = append(steps, st)
 		if st.settleErr != "" || st.injectErr != "" {
 			break // the group is in a state no further fault would measure
@@ -279,7 +287,7 @@ func soakReport(steps []*soakStep, whole faultcheck.Report, seed int, took time.
 	for i, f := range faults {
 		names[i] = f.name
 	}
-	fmt.Fprintf(&b, "- %d faults in %s, picked at random (seed %d) from: %s\n", len(steps), took.Round(time.Second), seed, strings.Join(names, ", "))
+	fmt.Fprintf(&b, "- %d faults in %s, each of the list once per turn in a random order (seed %d): %s\n", len(steps), took.Round(time.Second), seed, strings.Join(names, ", "))
 	fmt.Fprintf(&b, "- package: %s; three boxes set up by the user's story; down_after 5 s\n", filepath.Base(deb))
 	b.WriteString("- the default client (go-redis, every sentinel listed, library defaults, 1 s per write) wrote 200 keys/s " +
 		"throughout; a tuned client (the server's view) wrote 200 keys/s through each fault\n")
