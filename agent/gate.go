@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
@@ -80,7 +82,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	cfg := n.config()
 	var marker, stoppedCleanly bool
 	if last == nil {
-		_, err := os.Stat(runningMarker(cfg))
+		_, err := os.Lstat(runningMarker(cfg))
 		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
 		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
@@ -384,16 +386,21 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 
 // myID returns this node's sentinel id, created once and kept in the state
 // directory so that a restarted sentinel is the same sentinel to its peers.
+// The directory belongs to the redis user, so the file is read as safefile
+// reads state, and only 40 hex digits count as an id: whatever else it holds
+// would go into sentinel.conf, where the redis user can read it.
 func (n *node) myID(cfg *config.Config) (string, error) {
-	b, err := os.ReadFile(myIDPath(cfg))
-	if err == nil && len(b) >= 40 {
-		return string(b[:40]), nil
+	b, err := safefile.ReadFile(myIDPath(cfg), 4096)
+	if id := strings.TrimSpace(string(b)); err == nil && sentinel.ValidMyID(id) {
+		return id, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read sentinel id: %w", err)
+		n.log.Warn("sentinel id file refused; taking the id from sentinel.conf or a new one", "err", err)
+	} else if err == nil {
+		n.log.Warn("sentinel id file does not hold 40 hex digits; taking the id from sentinel.conf or a new one")
 	}
 	// Adopt the id of a sentinel.conf written before the id file existed.
-	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); len(st.MyID) == 40 {
+	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); sentinel.ValidMyID(st.MyID) {
 		return st.MyID, atomicfile.WriteFile(myIDPath(cfg), []byte(st.MyID+"\n"), 0o644, -1, -1)
 	}
 	id, err := sentinel.NewMyID()
