@@ -70,8 +70,10 @@ func check(ctx context.Context, path string, out io.Writer) error {
 			continue
 		}
 		s := cfg.SentinelOf(a)
-		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
-		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
+		ok := dialOK(ctx, a)
+		report(ok, true, "peer redis %s %s", a, reachable(ok))
+		ok = dialOK(ctx, s)
+		report(ok, true, "peer sentinel %s %s", s, reachable(ok))
 	}
 
 	if cfg.Tuning.Enabled {
@@ -92,7 +94,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	case n == 2:
 		report(false, true, "2 peers: losing either box loses the majority, so no automatic failover; use 3")
 	case n%2 == 0:
-		report(false, true, "%d peers: an even count tolerates no more failures than %d", n, n-1)
+		report(false, true, "%d peers survive the loss of %d box(es), no more than %d would: use an odd count", n, (n-1)/2, n-1)
 	default:
 		report(true, false, "%d peers, quorum %d: survives the loss of %d box(es)", n, cfg.Quorum, (n-1)/2)
 	}
@@ -100,6 +102,13 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		return errUnhealthy
 	}
 	return nil
+}
+
+func reachable(ok bool) string {
+	if ok {
+		return "reachable"
+	}
+	return "unreachable"
 }
 
 func dialOK(ctx context.Context, a wire.Addr) bool {

@@ -86,6 +86,10 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(10)
 	}
+	// Files redis and sentinel rewrite themselves (CONFIG REWRITE, a
+	// sentinel's flush) hold the password, and they create them with 0644
+	// less the umask they inherit from here: nobody else may read them.
+	syscall.Umask(0o077)
 	// SIGHUP's default action would kill the agent; catch it from the start
 	// and act on it once the group is up.
 	hup := make(chan os.Signal, 1)

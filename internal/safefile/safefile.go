@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -72,6 +73,27 @@ func Append(path string, perm fs.FileMode) (*os.File, error) {
 	return f, nil
 }
 
+// ReadConfig reads a file an administrator wrote, up to limit bytes. Unlike
+// Open it follows symlinks (configuration management links files in), but
+// it never blocks on a FIFO and reads only a regular file: a drop-in linked
+// to /dev/zero must not eat the memory.
+func ReadConfig(path string, limit int64) ([]byte, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	if err := checkOpened(f, false); err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := readAll(f, path, limit)
+	return b, fi, err
+}
+
 func checkOpened(f *os.File, single bool) error {
 	fi, err := f.Stat()
 	if err != nil {
@@ -95,4 +117,61 @@ func readAll(r io.Reader, path string, limit int64) ([]byte, error) {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)}
 	}
 	return b, nil
+}
+
+// Trusted reports, as an error wrapping ErrUntrusted, how someone other than
+// root could change path: the file, the directories above it, and, for a
+// symlink, the directories above its target. Each must be owned by root or
+// by this process's own user, and writable by nobody else: not by others,
+// and not by a group other than root's. A world- or group-writable
+// directory is fine when it is sticky (/tmp): others cannot rename or
+// remove what they do not own.
+func Trusted(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := trustedEntry(real, false); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, start := range []string{filepath.Dir(abs), filepath.Dir(real)} {
+		for dir := start; !seen[dir]; dir = filepath.Dir(dir) {
+			seen[dir] = true
+			if err := trustedEntry(dir, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func trustedEntry(path string, dir bool) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	what := "file"
+	if dir {
+		what = "directory"
+	}
+	mode := fi.Mode()
+	sticky := dir && mode&fs.ModeSticky != 0
+	switch {
+	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%w: %s %s is owned by uid %d, not root: chown root %s", ErrUntrusted, what, path, st.Uid, path)
+	case mode&0o002 != 0 && !sticky:
+		return fmt.Errorf("%w: %s %s is writable by others (mode %04o): chmod o-w %s", ErrUntrusted, what, path, mode.Perm(), path)
+	case mode&0o020 != 0 && st.Gid != 0 && !sticky:
+		return fmt.Errorf("%w: %s %s is writable by group %d (mode %04o): chmod g-w %s", ErrUntrusted, what, path, st.Gid, mode.Perm(), path)
+	}
+	return nil
 }

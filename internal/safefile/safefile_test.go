@@ -101,3 +101,78 @@ func TestReadFileLimit(t *testing.T) {
 		t.Errorf("101 bytes with a limit of 101: %d, %v", len(b), err)
 	}
 }
+
+func TestReadConfig(t *testing.T) {
+	dir, _ := plant(t)
+	must(t, os.Symlink(filepath.Join(dir, "plain"), filepath.Join(dir, "link-to-plain")))
+	must(t, os.Symlink("/dev/zero", filepath.Join(dir, "zero")))
+	for _, tc := range []struct {
+		name string
+		want error
+	}{
+		{"plain", nil},
+		{"link-to-plain", nil}, // configuration management links drop-ins in
+		{"fifo", ErrNotRegular},
+		{"zero", ErrNotRegular},
+	} {
+		withDeadline(t, func() {
+			_, _, err := ReadConfig(filepath.Join(dir, tc.name), 1<<20)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v; want %v", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTrusted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	const nobody = 65534
+	root := t.TempDir()
+	mk := func(rel string, mode os.FileMode, uid, gid int) string {
+		p := filepath.Join(root, rel)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		if strings.HasSuffix(rel, "/") {
+			must(t, os.MkdirAll(p, 0o755))
+		} else {
+			must(t, os.WriteFile(p, []byte("x"), 0o644))
+		}
+		must(t, os.Chown(p, uid, gid))
+		must(t, os.Chmod(p, mode))
+		return p
+	}
+	good := mk("good/hook", 0o755, 0, 0)
+	groupRoot := mk("grouproot/hook", 0o775, 0, 0)
+	groupW := mk("groupw/hook", 0o775, 0, nobody)
+	otherW := mk("otherw/hook", 0o757, 0, 0)
+	owned := mk("owned/hook", 0o755, nobody, nobody)
+	mk("opendir/", 0o777, 0, 0)
+	inOpenDir := mk("opendir/hook", 0o755, 0, 0)
+	mk("userdir/", 0o755, nobody, nobody)
+	inUserDir := mk("userdir/hook", 0o755, 0, 0)
+	mk("sticky/", os.ModeSticky|0o777, 0, 0)
+	inSticky := mk("sticky/hook", 0o755, 0, 0)
+	link := filepath.Join(root, "good/link")
+	must(t, os.Symlink(inUserDir, link))
+	for _, tc := range []struct {
+		path string
+		ok   bool
+		want string
+	}{
+		{good, true, ""},
+		{groupRoot, true, ""},
+		{inSticky, true, ""},
+		{groupW, false, "writable by group 65534"},
+		{otherW, false, "writable by others"},
+		{owned, false, "owned by uid 65534"},
+		{inOpenDir, false, "directory " + filepath.Join(root, "opendir") + " is writable by others"},
+		{inUserDir, false, "directory " + filepath.Join(root, "userdir") + " is owned by uid 65534"},
+		{link, false, "owned by uid 65534"}, // the target's directory counts
+	} {
+		err := Trusted(tc.path)
+		if tc.ok != (err == nil) || (err != nil && (!errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), tc.want))) {
+			t.Errorf("Trusted(%s) = %v; want ok=%v %q", strings.TrimPrefix(tc.path, root), err, tc.ok, tc.want)
+		}
+	}
+}

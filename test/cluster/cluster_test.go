@@ -275,6 +275,29 @@ func TestGroup(t *testing.T) {
 		}
 	})
 
+	t.Run("generated files stay private after CONFIG REWRITE and a sentinel flush", func(t *testing.T) {
+		// Both hold the password; redis and sentinel rewrite them with
+		// 0644 less the umask they inherit from the agent (review L5).
+		ctx := context.Background()
+		for _, n := range g.nodes {
+			if err := g.client(n).ConfigRewrite(ctx).Err(); err != nil {
+				t.Fatalf("node %d: config rewrite: %v", n.i, err)
+			}
+			if err := g.sentinelClient(n).FlushConfig(ctx).Err(); err != nil {
+				t.Fatalf("node %d: sentinel flushconfig: %v", n.i, err)
+			}
+			for _, f := range []string{"redis.conf", "sentinel.conf"} {
+				fi, err := os.Stat(filepath.Join(n.dir, "data", f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("node %d: %s is mode %04o after a rewrite", n.i, f, fi.Mode().Perm())
+				}
+			}
+		}
+	})
+
 	t.Run("kill -9 of the master's agent: redis lives on, no failover, nothing lost", func(t *testing.T) {
 		w := startWriter(t, g)
 		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
