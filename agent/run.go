@@ -61,6 +61,8 @@ type node struct {
 	switchovers chan switchoverCall // from the control socket into the loop
 
 	st loopState // the loop's own; no other goroutine touches it
+
+	api apiProbe // /primary's probes of the local redis, apart from the loop's
 }
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
@@ -118,6 +120,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	defer stopRedis()
 	defer stopSent()
 	defer n.local.Close()
+	defer n.api.redis.Close()
 
 	n.redis = &supervisor.Child{
 		Name:    "redis",
@@ -215,6 +218,7 @@ func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
 // setConfig makes next the configuration in force.
 func (n *node) setConfig(next *config.Config) {
 	n.local.Use(next.Self, next.LocalSentinel(), next.Password)
+	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Password)
 	n.cfg.mu.Lock()
 	defer n.cfg.mu.Unlock()
 	n.cfg.cfg = next
