@@ -70,10 +70,22 @@ func check(ctx context.Context, path string, out io.Writer) error {
 			continue
 		}
 		s := cfg.SentinelOf(a)
-		ok := dialOK(ctx, a)
-		report(ok, true, "peer redis %s %s", a, reachable(ok))
-		ok = dialOK(ctx, s)
-		report(ok, true, "peer sentinel %s %s", s, reachable(ok))
+		for _, p := range []struct {
+			what string
+			addr wire.Addr
+		}{{"redis", a}, {"sentinel", s}} {
+			ok := dialOK(ctx, p.addr)
+			report(ok, true, "peer %s %s %s", p.what, p.addr, reachable(ok))
+			if m := speaksMismatch(ctx, cfg, p.addr); ok && m != "" {
+				report(false, false, "peer %s %s", p.what, m)
+			}
+		}
+	}
+
+	if c := cfg.Certs; c != nil {
+		left := time.Until(c.NotAfter)
+		report(left > 14*24*time.Hour, true, "tls: %s names %s, signed by %s, valid until %s (%d days)",
+			cfg.TLS.CertFile, cfg.Self.Host, cfg.TLS.CAFile, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
 	}
 
 	if cfg.Tuning.Enabled {

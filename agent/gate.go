@@ -56,6 +56,7 @@ func redisConf(cfg *config.Config, replicaOf *wire.Addr) sentinel.RedisConf {
 		// when the agent is dead or hung.
 		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
 		MinReplicasMaxLag: 10,
+		TLS:               tlsFiles(cfg),
 	}
 }
 
@@ -73,6 +74,7 @@ func sentinelConf(cfg *config.Config) sentinel.SentinelConf {
 		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
 		ParallelSyncs:   cfg.ParallelSyncs(),
 		Password:        cfg.Password,
+		TLS:             tlsFiles(cfg),
 	}
 }
 
@@ -134,6 +136,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	n.roles.setCause("started by the agent: " + start.Why)
 	replicaOf := start.ReplicaOf
 
+	if err := n.writeTLS(cfg); err != nil {
+		return supervisor.Spec{}, err
+	}
 	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
@@ -197,7 +202,7 @@ func (n *node) failoverVia(ctx context.Context, g sentinel.Group, s wire.Addr) e
 // directory removed while it ran): it answers on our port, to our password,
 // with our data directory. SHUTDOWN persists its data like SIGTERM would.
 func (n *node) shutdownOrphan(ctx context.Context, cfg *config.Config) (found, clean bool) {
-	c := sentinel.NewRedis(cfg.Self, cfg.Password)
+	c := sentinel.NewRedis(cfg.Self, cfg.Creds())
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -368,6 +373,9 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	master := n.chooseMaster(ctx, cfg).Master
 	sc := sentinelConf(cfg)
 	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	if err := n.writeTLS(cfg); err != nil {
+		return supervisor.Spec{}, err
+	}
 	conf := sentinel.RenderSentinel(sc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,12 +144,13 @@ func (n *node) serveHTTP(ctx context.Context, addr string, log *slog.Logger) {
 	}
 }
 
-// nextHTTPListen waits for a reload that changes http.listen from addr; false
-// when ctx ends first.
+// nextHTTPListen waits for a reload that changes http.listen from addr, or
+// turns TLS on or off; false when ctx ends first.
 func (n *node) nextHTTPListen(ctx context.Context, addr string) (string, bool) {
+	withTLS := n.config().Certs != nil
 	for {
 		cfg, changed := n.configAndChange()
-		if cfg.HTTPListen != addr {
+		if cfg.HTTPListen != addr || (cfg.Certs != nil) != withTLS {
 			return cfg.HTTPListen, true
 		}
 		select {
@@ -174,6 +176,9 @@ func (n *node) serveHTTPOn(ctx context.Context, addr string, log *slog.Logger) {
 	// connections cannot take the agent's file descriptors and memory (1000
 	// of them held 19 MB, forever) nor a flood its one CPU.
 	l = limitListener(l, httpMaxConns)
+	if n.config().Certs != nil {
+		l = tls.NewListener(l, n.httpTLS())
+	}
 	srv := &http.Server{Handler: n.httpHandler(),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,

@@ -139,6 +139,11 @@ func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	if cur.Tuning != next.Tuning {
 		n.tune(next)
 	}
+	// Renewed certificates go where redis and sentinel read them before
+	// either is told to read them again.
+	if err := n.writeTLS(next); err != nil {
+		n.log.Error("reload: tls files", "err", err)
+	}
 	set, restart := sentinel.Diff(redisConf(cur, nil).Directives(), redisConf(next, nil).Directives())
 	if cur.Redis.Binary != next.Redis.Binary {
 		restart = "redis.binary changed"
@@ -177,7 +182,7 @@ func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]stri
 		return nil
 	}
 	// The old password still authenticates the connection we have.
-	c := sentinel.NewRedis(cur.Self, cur.Password)
+	c := sentinel.NewRedis(cur.Self, cur.Creds())
 	defer c.Close()
 	for _, kv := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)

@@ -217,8 +217,8 @@ func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
 
 // setConfig makes next the configuration in force.
 func (n *node) setConfig(next *config.Config) {
-	n.local.Use(next.Self, next.LocalSentinel(), next.Password)
-	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Password)
+	n.local.Use(next.Self, next.LocalSentinel(), next.Creds())
+	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Creds())
 	n.cfg.mu.Lock()
 	defer n.cfg.mu.Unlock()
 	n.cfg.cfg = next

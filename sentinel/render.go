@@ -34,6 +34,35 @@ type RedisConf struct {
 	MinReplicas       int
 	MinReplicasMaxLag int
 	Settings          map[string]string
+	TLS               *TLSFiles // nil = plain text
+}
+
+// TLSFiles are the files redis and sentinel read their certificate, key
+// and CA from, and a digest of what they hold: a renewed certificate keeps
+// its paths but changes the digest, which a reload then applies.
+type TLSFiles struct {
+	Cert, Key, CA string
+	Digest        string
+}
+
+// directives renders the TLS side of a server: TLS on port, plain text
+// refused (port 0), client certificates checked when presented (clients
+// authenticate with passwords; redis and sentinels present theirs), and
+// TLS to the master and between sentinels. reload is how a running server
+// takes a renewed certificate: CONFIG SET of a tls-*-file reloads them all
+// (redis 7.0 re-reads a "volatile" setting even when its value is the same);
+// nil for sentinel, which cannot.
+func (t *TLSFiles) directives(port int, reload *[2]string) []Directive {
+	return []Directive{
+		fixed("port", "0"),
+		fixed("tls-port", strconv.Itoa(port)),
+		fixed("tls-cert-file", quote(t.Cert)),
+		fixed("tls-key-file", quote(t.Key)),
+		fixed("tls-ca-cert-file", quote(t.CA)),
+		fixed("tls-auth-clients", "optional"),
+		fixed("tls-replication", "yes"),
+		{Key: "tls material", Value: t.Digest, Live: reload, Hidden: true},
+	}
 }
 
 // Directive is one line of a generated file, and how a running server takes
@@ -66,7 +95,11 @@ func live(key, value, raw string) Directive {
 func (c RedisConf) Directives() []Directive {
 	var ds []Directive
 	add := func(d Directive) { ds = append(ds, d) }
-	add(fixed("port", strconv.Itoa(c.Port)))
+	if c.TLS != nil {
+		ds = append(ds, c.TLS.directives(c.Port, &[2]string{"tls-cert-file", c.TLS.Cert})...)
+	} else {
+		add(fixed("port", strconv.Itoa(c.Port)))
+	}
 	if len(c.Bind) > 0 {
 		add(fixed("bind", strings.Join(c.Bind, " ")))
 	}
@@ -222,6 +255,7 @@ type SentinelConf struct {
 	// KnownReplicas are the group's other boxes, announced to Sentinel as
 	// replicas before it has seen them (the master itself is skipped).
 	KnownReplicas []wire.Addr
+	TLS           *TLSFiles // nil = plain text
 }
 
 // Options are the group's settings a running sentinel takes with SENTINEL
@@ -244,7 +278,11 @@ func (c SentinelConf) options() []Directive {
 func (c SentinelConf) Directives() []Directive {
 	var ds []Directive
 	add := func(d Directive) { ds = append(ds, d) }
-	add(fixed("port", strconv.Itoa(c.Port)))
+	if c.TLS != nil {
+		ds = append(ds, c.TLS.directives(c.Port, nil)...)
+	} else {
+		add(fixed("port", strconv.Itoa(c.Port)))
+	}
 	if len(c.Bind) > 0 {
 		add(fixed("bind", strings.Join(c.Bind, " ")))
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	VIP      VIP      `toml:"vip"`
 	Hooks    Hooks    `toml:"hooks"`
+	TLS      TLS      `toml:"tls"`
 
 	// Resolved after validation; never read from a file.
 	Peers        []wire.Addr `toml:"-"` // cluster.peers with ports filled in; empty in single-box mode
@@ -32,8 +34,9 @@ type Config struct {
 	Quorum       int         `toml:"-"` // cluster.quorum, or a majority of the peers (1 in single-box mode)
 	HTTPListen   string      `toml:"-"` // http.listen with its default applied; "" = off
 	Password     string      `toml:"-" json:"-"`
-	Files        []string    `toml:"-"` // files read, in merge order
-	Sum          [32]byte    `toml:"-"` // over Files' bytes and the password: equal sums = nothing to reload
+	Certs        *Certs      `toml:"-" json:"-"` // tls.* as read and checked; nil when TLS is off
+	Files        []string    `toml:"-"`          // files read, in merge order
+	Sum          [32]byte    `toml:"-"`          // over Files' bytes and the password: equal sums = nothing to reload
 }
 
 // Cluster is the [cluster] table.
@@ -71,6 +74,26 @@ type Sentinel struct {
 // Auth is the [auth] table.
 type Auth struct {
 	PasswordFile string `toml:"password_file"`
+	ACL          bool   `toml:"acl"`
+}
+
+// TLS is the [tls] table.
+type TLS struct {
+	Enabled  bool   `toml:"enabled"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	CAFile   string `toml:"ca_file"`
+}
+
+// Certs is tls.* read and checked: the PEM the agent hands redis and
+// sentinel, and the agent's own client side.
+type Certs struct {
+	Cert, Key, CA []byte // PEM, as read
+	NotAfter      time.Time
+	// Client is how the agent dials redis and the sentinels: the CA as the
+	// only root, and this box's certificate to present. ServerName is left
+	// empty: each dial sets the host it dials.
+	Client *tls.Config
 }
 
 // Tuning is the [tuning] table. It stays comparable: reload compares it

@@ -92,6 +92,8 @@ func defaults() *Config {
 			FenceAfter:      Duration(500 * time.Millisecond),
 		},
 		Auth: Auth{PasswordFile: "/etc/redis-ha/password"},
+		TLS: TLS{CertFile: "/etc/redis-ha/tls/redis.crt", KeyFile: "/etc/redis-ha/tls/redis.key",
+			CAFile: "/etc/redis-ha/tls/ca.crt"},
 		Tuning: Tuning{
 			Enabled: true, Somaxconn: 1024, OvercommitMemory: 1, TransparentHugepages: "never",
 		},
@@ -141,6 +143,14 @@ func Load(path string, env Env) (*Config, error) {
 		return nil, &Error{Problems: sortProblems(probs, files)}
 	}
 	sum.Write([]byte(c.Password))
+	if c.Certs != nil {
+		// A renewed certificate is a change to apply, though no file of
+		// the configuration changed.
+		for _, b := range [][]byte{c.Certs.Cert, c.Certs.Key, c.Certs.CA} {
+			fmt.Fprintf(sum, "\x00%d\x00", len(b))
+			sum.Write(b)
+		}
+	}
 	copy(c.Sum[:], sum.Sum(nil))
 	return c, nil
 }

@@ -35,6 +35,7 @@ type facts struct {
 	hostErrs map[string]error
 	password fileFact
 	hook     fileFact
+	tls      tlsFacts
 }
 
 type fileFact struct {
@@ -67,6 +68,7 @@ func gatherFacts(c *Config, env Env) facts {
 			}
 		}
 	}
+	f.tls = gatherTLS(c)
 	if h := c.Hooks.OnRoleChange; filepath.IsAbs(h) {
 		var fi fs.FileInfo
 		if fi, f.hook.err = os.Stat(h); f.hook.err == nil {
@@ -157,6 +159,7 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 	}
 
 	validatePassword(v, c, f.password)
+	validateTLS(v, c, f.tls)
 
 	if c.Tuning.Somaxconn < 0 || c.Tuning.Somaxconn > math.MaxInt32 {
 		v.add("tuning.somaxconn", "%d: must be 0 or more", c.Tuning.Somaxconn)

@@ -35,7 +35,7 @@ func startWriter(t *testing.T, g *group) *writer {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.port+20000))
 	}
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password,
+		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password, TLSConfig: g.tls,
 		MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
 		WriteTimeout: 500 * time.Millisecond,
 	})
