@@ -57,6 +57,7 @@ func redisConf(cfg *config.Config, replicaOf *wire.Addr) sentinel.RedisConf {
 		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
 		MinReplicasMaxLag: 10,
 		TLS:               tlsFiles(cfg),
+		ACL:               cfg.ACL(),
 	}
 }
 
@@ -75,6 +76,7 @@ func sentinelConf(cfg *config.Config) sentinel.SentinelConf {
 		ParallelSyncs:   cfg.ParallelSyncs(),
 		Password:        cfg.Password,
 		TLS:             tlsFiles(cfg),
+		ACL:             cfg.ACL(),
 	}
 }
 

@@ -35,6 +35,7 @@ type RedisConf struct {
 	MinReplicasMaxLag int
 	Settings          map[string]string
 	TLS               *TLSFiles // nil = plain text
+	ACL               *ACL      // nil = replication authenticates with Password
 }
 
 // TLSFiles are the files redis and sentinel read their certificate, key
@@ -114,7 +115,12 @@ func (c RedisConf) Directives() []Directive {
 	add(fixed("dir", quote(c.Dir)))
 	if c.Password != "" {
 		add(live("requirepass", quote(c.Password), c.Password))
-		add(live("masterauth", quote(c.Password), c.Password))
+		if c.ACL == nil {
+			add(live("masterauth", quote(c.Password), c.Password))
+		}
+	}
+	if c.ACL != nil {
+		ds = append(ds, c.ACL.redisDirectives()...)
 	}
 	if c.Announce.Host != "" {
 		add(fixed("replica-announce-ip", c.Announce.Host))
@@ -256,6 +262,7 @@ type SentinelConf struct {
 	// replicas before it has seen them (the master itself is skipped).
 	KnownReplicas []wire.Addr
 	TLS           *TLSFiles // nil = plain text
+	ACL           *ACL      // nil = sentinels and redis authenticate with Password
 }
 
 // Options are the group's settings a running sentinel takes with SENTINEL
@@ -308,7 +315,12 @@ func (c SentinelConf) Directives() []Directive {
 	}
 	if c.Password != "" {
 		add(fixed("requirepass", quote(c.Password)))
-		add(fixed("sentinel sentinel-pass", quote(c.Password)))
+		if c.ACL == nil {
+			add(fixed("sentinel sentinel-pass", quote(c.Password)))
+		}
+	}
+	if c.ACL != nil {
+		ds = append(ds, c.ACL.sentinelDirectives()...)
 	}
 	// The default, stated: scripts must not be reconfigurable over the network.
 	add(fixed("sentinel deny-scripts-reconfig", "yes"))
@@ -319,7 +331,11 @@ func (c SentinelConf) Directives() []Directive {
 	add(Directive{Key: "group name", Value: c.Name, Hidden: true})
 	q := strconv.Itoa(c.Quorum)
 	add(Directive{Key: "group quorum", Value: q, Live: &[2]string{"quorum", q}, Hidden: true})
-	if c.Password != "" {
+	switch {
+	case c.ACL != nil:
+		add(fixed("sentinel auth-user", c.Name+" "+SentinelUser))
+		add(Directive{Key: "sentinel auth-pass", Value: c.Name + " " + quote(c.ACL.Sentinel.Use), Decided: true})
+	case c.Password != "":
 		add(fixed("sentinel auth-pass", c.Name+" "+quote(c.Password)))
 	}
 	ds = append(ds, c.options()...)

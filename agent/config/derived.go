@@ -33,13 +33,24 @@ func (c *Config) Group() sentinel.Group {
 }
 
 // Creds are how the agent reaches every redis and sentinel of the group:
-// the password, over TLS when tls.enabled.
+// the password, or its own user with auth.acl, over TLS when tls.enabled.
 func (c *Config) Creds() sentinel.Creds {
 	cr := sentinel.Creds{Password: c.Password}
+	if a := c.ACL(); a != nil {
+		cr.User, cr.Password = sentinel.AgentUser, a.Agent.Use
+	}
 	if c.Certs != nil {
 		cr.TLS = c.Certs.Client
 	}
 	return cr
+}
+
+// ACL is auth.acl's users, derived from the password; nil when off.
+func (c *Config) ACL() *sentinel.ACL {
+	if !c.Auth.ACL {
+		return nil
+	}
+	return sentinel.DeriveACL(c.Password, c.Cluster.Name)
 }
 
 // Members are the boxes of the group, or this box alone.

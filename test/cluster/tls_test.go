@@ -202,4 +202,3 @@ func servedSerial(g *group, port int) string {
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
-
