@@ -117,8 +117,24 @@ func (n *node) reload(ctx context.Context) {
 		n.log.Info("reload: configuration unchanged")
 		return
 	}
+	if next.Certs.Same(cur.Certs) {
+		// The same material read again: keep the client configuration, so
+		// that the connections made with it are kept too.
+		next.Certs = cur.Certs
+	}
+	next.Rotation = rolling(cur, next)
+	if next.Rotation != nil && next.Password != cur.Password {
+		n.log.Info("password rotation: accepting the new password's secrets beside the old ones until every box does")
+	}
 	n.setConfig(next)
 	n.apply(ctx, cur, next)
+	if next.Auth.ACL && (next.Rotation != nil || !cur.Auth.ACL) {
+		// The rotation goes on retrying (rotations); a sentinel restarted
+		// by this reload may not be up yet.
+		if err := n.applyACL(ctx, next, ""); err != nil {
+			n.log.Warn("reload: acl users not applied yet", "err", err)
+		}
+	}
 }
 
 // firstProblem is the first line of a configuration error, short enough for

@@ -162,6 +162,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	})
 	workers.Go(func() { n.tuneSentinels(sentCtx) })
 	workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
+	workers.Go(func() { n.rotations(sentCtx) })
 	workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
 	workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
 
@@ -216,16 +217,24 @@ func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
 }
 
 // setConfig makes next the configuration in force.
-func (n *node) setConfig(next *config.Config) {
-	n.local.Use(next.Self, next.LocalSentinel(), next.Creds())
-	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Creds())
+func (n *node) setConfig(next *config.Config) { n.swapConfig(nil, next) }
+
+// swapConfig makes next the configuration in force if expect is (nil: in
+// any case), and reports whether it did.
+func (n *node) swapConfig(expect, next *config.Config) bool {
 	n.cfg.mu.Lock()
 	defer n.cfg.mu.Unlock()
+	if expect != nil && n.cfg.cfg != expect {
+		return false
+	}
+	n.local.Use(next.Self, next.LocalSentinel(), next.Creds())
+	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Creds())
 	n.cfg.cfg = next
 	if n.cfg.changed != nil {
 		close(n.cfg.changed)
 	}
 	n.cfg.changed = make(chan struct{})
+	return true
 }
 
 // prepare creates the state and runtime directories and decides which user

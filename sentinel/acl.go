@@ -1,10 +1,14 @@
 package sentinel
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // With auth.acl the boxes stop sharing one superuser password among
@@ -30,20 +34,21 @@ const (
 // What each user may run. Sentinel's is what the Redis documentation lists
 // for Sentinel, failover included (REPLICAOF, CONFIG REWRITE after it,
 // CLIENT KILL of the old master's clients). The agent's is what package
-// sentinel sends: its CONFIG SET is as strong as an admin's (the fence and a
-// reload need it), which no ACL can split finer.
+// sentinel sends: its CONFIG SET and ACL SETUSER are as strong as an
+// admin's (the fence, a reload and a password rotation need them), which no
+// ACL can split finer; it reads and writes no key.
 const (
 	replicaRules  = "-@all +psync +sync +replconf +ping"
 	sentinelRules = "allchannels -@all +multi +exec +slaveof +replicaof +ping +info +role +publish +subscribe " +
 		"+config|rewrite +client|setname +client|kill +script|kill"
 	agentRules = "-@all +ping +role +info +config|get +config|set +replicaof +slaveof +client|pause +client|unpause " +
-		"+client|setname +shutdown"
+		"+client|setname +shutdown +acl|setuser"
 	// On the sentinels: what one sentinel asks another (PING, hellos,
 	// votes), and what the agent asks its sentinels (every SENTINEL
 	// subcommand, and the events).
-	peerSentinelRules = "allchannels -@all +ping +publish +subscribe +client|setname +sentinel|is-master-down-by-addr"
+	peerSentinelRules  = "allchannels -@all +ping +publish +subscribe +client|setname +sentinel|is-master-down-by-addr"
 	agentSentinelRules = "allchannels -@all +ping +sentinel +subscribe +psubscribe +unsubscribe +punsubscribe " +
-		"+client|setname"
+		"+client|setname +acl|setuser"
 )
 
 // Secret is one user's: the secret this box uses to authenticate as it,
@@ -67,6 +72,20 @@ func DeriveSecret(password, group, user string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// Rolling is a's users while a new password (a's) replaces old's across
+// the group: every secret of either is accepted, and this box goes on using
+// old's until it switched, when every box accepts a's.
+func (a *ACL) Rolling(old *ACL, switched bool) *ACL {
+	roll := func(n, o Secret) Secret {
+		s := Secret{Use: o.Use, Accept: []string{n.Use, o.Use}}
+		if switched {
+			s.Use = n.Use
+		}
+		return s
+	}
+	return &ACL{Replica: roll(a.Replica, old.Replica), Sentinel: roll(a.Sentinel, old.Sentinel), Agent: roll(a.Agent, old.Agent)}
+}
+
 // DeriveACL is the users of a group with one password.
 func DeriveACL(password, group string) *ACL {
 	s := func(user string) Secret {
@@ -88,6 +107,70 @@ func userLine(name string, s Secret, rules string) string {
 	}
 	b.WriteString(" " + rules)
 	return b.String()
+}
+
+// setUser is ACL SETUSER for a user line.
+func setUser(line string) []any {
+	args := []any{"ACL", "SETUSER"}
+	for _, f := range strings.Fields(line) {
+		args = append(args, f)
+	}
+	return args
+}
+
+// ApplyACL gives a running redis a's users and replication secret, and its
+// default user (the clients') the passwords defaults (both while a new
+// password rolls through) and no longer drop ("" = none).
+func (r *Redis) ApplyACL(ctx context.Context, a *ACL, defaults []string, drop string) error {
+	for _, l := range []string{userLine(ReplicaUser, a.Replica, replicaRules), userLine(SentinelUser, a.Sentinel, sentinelRules),
+		userLine(AgentUser, a.Agent, agentRules)} {
+		if err := r.c.Do(ctx, setUser(l)...).Err(); err != nil {
+			return fmt.Errorf("acl setuser %s: %w", strings.Fields(l)[0], err)
+		}
+	}
+	if err := r.c.ConfigSet(ctx, "masterauth", a.Replica.Use).Err(); err != nil {
+		return fmt.Errorf("config set masterauth: %w", err)
+	}
+	return defaultPasswords(ctx, r.c.Do, defaults, drop)
+}
+
+// ApplyACL gives a running sentinel a's users and the secret it uses with
+// the other sentinels and redis, and the default user's passwords as
+// Redis.ApplyACL does.
+func (s *Sentinel) ApplyACL(ctx context.Context, name string, a *ACL, defaults []string, drop string) error {
+	do := func(ctx context.Context, args ...any) *redis.Cmd {
+		cmd := redis.NewCmd(ctx, args...)
+		_ = s.c.Process(ctx, cmd)
+		return cmd
+	}
+	for _, l := range []string{userLine(SentinelUser, a.Sentinel, peerSentinelRules), userLine(AgentUser, a.Agent, agentSentinelRules)} {
+		if err := do(ctx, setUser(l)...).Err(); err != nil {
+			return fmt.Errorf("sentinel acl setuser %s: %w", strings.Fields(l)[0], err)
+		}
+	}
+	if err := do(ctx, "SENTINEL", "SET", name, "auth-pass", a.Sentinel.Use).Err(); err != nil {
+		return fmt.Errorf("sentinel set auth-pass: %w", err)
+	}
+	if err := do(ctx, "SENTINEL", "CONFIG", "SET", "sentinel-pass", a.Sentinel.Use).Err(); err != nil {
+		return fmt.Errorf("sentinel config set sentinel-pass: %w", err)
+	}
+	return defaultPasswords(ctx, do, defaults, drop)
+}
+
+// defaultPasswords adds passwords to the default user (ACL SETUSER adds; it
+// never removes one not named) and removes drop.
+func defaultPasswords(ctx context.Context, do func(context.Context, ...any) *redis.Cmd, add []string, drop string) error {
+	for _, p := range add {
+		if err := do(ctx, "ACL", "SETUSER", "default", ">"+p).Err(); err != nil {
+			return fmt.Errorf("acl setuser default: %w", err)
+		}
+	}
+	if drop != "" {
+		if err := do(ctx, "ACL", "SETUSER", "default", "<"+drop).Err(); err != nil && !strings.Contains(err.Error(), "not found") {
+			return fmt.Errorf("acl setuser default: %w", err)
+		}
+	}
+	return nil
 }
 
 // redisDirectives are redis.conf's users and how it replicates. The users

@@ -113,11 +113,14 @@ func (c RedisConf) Directives() []Directive {
 	add(fixed("supervised", "no"))
 	add(fixed("logfile", quote(""))) // stdout, which the supervisor logs
 	add(fixed("dir", quote(c.Dir)))
-	if c.Password != "" {
+	switch {
+	case c.Password != "" && c.ACL != nil:
+		// The agent changes the clients' password with ACL SETUSER, which
+		// can keep the old one valid while a new one rolls through.
+		add(Directive{Key: "requirepass", Value: quote(c.Password), Decided: true})
+	case c.Password != "":
 		add(live("requirepass", quote(c.Password), c.Password))
-		if c.ACL == nil {
-			add(live("masterauth", quote(c.Password), c.Password))
-		}
+		add(live("masterauth", quote(c.Password), c.Password))
 	}
 	if c.ACL != nil {
 		ds = append(ds, c.ACL.redisDirectives()...)
@@ -313,11 +316,14 @@ func (c SentinelConf) Directives() []Directive {
 	if !isIP(c.Master.Host) || (c.Announce.Host != "" && !isIP(c.Announce.Host)) {
 		add(Directive{Key: "sentinel resolve-hostnames", Value: "yes", Decided: true})
 	}
-	if c.Password != "" {
+	switch {
+	case c.Password != "" && c.ACL != nil:
+		// As in redis.conf: changed at runtime (ACL SETUSER), not by a
+		// restart that would refuse the old password at once.
+		add(Directive{Key: "requirepass", Value: quote(c.Password), Decided: true})
+	case c.Password != "":
 		add(fixed("requirepass", quote(c.Password)))
-		if c.ACL == nil {
-			add(fixed("sentinel sentinel-pass", quote(c.Password)))
-		}
+		add(fixed("sentinel sentinel-pass", quote(c.Password)))
 	}
 	if c.ACL != nil {
 		ds = append(ds, c.ACL.sentinelDirectives()...)

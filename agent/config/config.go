@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -35,8 +36,12 @@ type Config struct {
 	HTTPListen   string      `toml:"-"` // http.listen with its default applied; "" = off
 	Password     string      `toml:"-" json:"-"`
 	Certs        *Certs      `toml:"-" json:"-"` // tls.* as read and checked; nil when TLS is off
-	Files        []string    `toml:"-"`          // files read, in merge order
-	Sum          [32]byte    `toml:"-"`          // over Files' bytes and the password: equal sums = nothing to reload
+	// Rotation is set by the agent, never by Load: a reload that changed
+	// the password under auth.acl keeps the old one's secrets until every
+	// box accepts the new ones.
+	Rotation *Rotation `toml:"-" json:"-"`
+	Files    []string  `toml:"-"` // files read, in merge order
+	Sum      [32]byte  `toml:"-"` // over Files' bytes and the password: equal sums = nothing to reload
 }
 
 // Cluster is the [cluster] table.
@@ -83,6 +88,21 @@ type TLS struct {
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
 	CAFile   string `toml:"ca_file"`
+}
+
+// Same reports whether c and o hold the same files' contents.
+func (c *Certs) Same(o *Certs) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return bytes.Equal(c.Cert, o.Cert) && bytes.Equal(c.Key, o.Key) && bytes.Equal(c.CA, o.CA)
+}
+
+// Rotation is a password rolling through the group under auth.acl.
+type Rotation struct {
+	From     string    `json:"-"` // the password before
+	Switched bool      // this box uses the new secrets: every box accepts them
+	At       time.Time // when it switched
 }
 
 // Certs is tls.* read and checked: the PEM the agent hands redis and

@@ -50,7 +50,11 @@ func (c *Config) ACL() *sentinel.ACL {
 	if !c.Auth.ACL {
 		return nil
 	}
-	return sentinel.DeriveACL(c.Password, c.Cluster.Name)
+	a := sentinel.DeriveACL(c.Password, c.Cluster.Name)
+	if r := c.Rotation; r != nil {
+		a = a.Rolling(sentinel.DeriveACL(r.From, c.Cluster.Name), r.Switched)
+	}
+	return a
 }
 
 // Members are the boxes of the group, or this box alone.

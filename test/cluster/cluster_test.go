@@ -22,11 +22,12 @@ import (
 // writer is a Sentinel-aware client writing unique keys at a steady rate and
 // remembering which writes were acknowledged.
 type writer struct {
-	mu     sync.Mutex
-	acked  []string
-	errors int
-	stop   chan struct{}
-	done   chan struct{}
+	mu        sync.Mutex
+	acked     []string
+	errors    int
+	firstErrs []string // the first few, for a test's log
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 func startWriter(t *testing.T, g *group) *writer {
@@ -60,6 +61,9 @@ func startWriter(t *testing.T, g *group) *writer {
 				w.acked = append(w.acked, key)
 			} else {
 				w.errors++
+				if len(w.firstErrs) < 5 {
+					w.firstErrs = append(w.firstErrs, time.Now().Format("15:04:05.000 ")+err.Error())
+				}
 			}
 			w.mu.Unlock()
 		}
