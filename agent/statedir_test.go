@@ -27,6 +27,22 @@ func stateDirCfg(t *testing.T) (*config.Config, string) {
 	return cfg, secret
 }
 
+// plantAt puts at p what the redis user could: a link to secret, a FIFO,
+// or garbage.
+func plantAt(t *testing.T, p, secret, kind string) {
+	t.Helper()
+	switch kind {
+	case "symlink":
+		must(t, os.Symlink(secret, p))
+	case "hardlink":
+		must(t, os.Link(secret, p))
+	case "fifo":
+		must(t, syscall.Mkfifo(p, 0o666))
+	case "garbage":
+		must(t, os.WriteFile(p, []byte("ROOT-ONLY-SECRET-0123456789abcdef0123456789\n"), 0o644))
+	}
+}
+
 func quietNode() *node {
 	return &node{log: slog.New(slog.NewTextHandler(io.Discard, nil)), hooks: make(chan Change, 16)}
 }
@@ -36,29 +52,15 @@ func TestHistoryRefusesPlants(t *testing.T) {
 		t.Run(plant, func(t *testing.T) {
 			cfg, secret := stateDirCfg(t)
 			p := historyPath(cfg)
-			switch plant {
-			case "symlink":
-				must(t, os.Symlink(secret, p))
-			case "hardlink":
-				must(t, os.Link(secret, p))
-			case "fifo":
-				must(t, syscall.Mkfifo(p, 0o666))
-			}
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
+			plantAt(t, p, secret, plant)
+			within(t, func() {
 				if err := appendHistory(p, Change{To: "master"}); err == nil {
 					t.Error("appendHistory wrote through the plant")
 				}
 				if _, err := readHistory(p); err == nil {
 					t.Error("readHistory read through the plant")
 				}
-			}()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the agent hangs on the plant")
-			}
+			})
 			if b, _ := os.ReadFile(secret); strings.Count(string(b), "\n") != 1 {
 				t.Errorf("root-only file appended to: %q", b)
 			}
@@ -70,33 +72,13 @@ func TestMyIDRefusesPlants(t *testing.T) {
 	for _, plant := range []string{"symlink", "hardlink", "fifo", "garbage"} {
 		t.Run(plant, func(t *testing.T) {
 			cfg, secret := stateDirCfg(t)
-			p := myIDPath(cfg)
-			switch plant {
-			case "symlink":
-				must(t, os.Symlink(secret, p))
-			case "hardlink":
-				must(t, os.Link(secret, p))
-			case "fifo":
-				must(t, syscall.Mkfifo(p, 0o666))
-			case "garbage":
-				must(t, os.WriteFile(p, []byte("ROOT-ONLY-SECRET-0123456789abcdef0123456789\n"), 0o644))
-			}
-			got := make(chan string, 1)
-			go func() {
+			plantAt(t, myIDPath(cfg), secret, plant)
+			within(t, func() {
 				id, err := quietNode().myID(cfg)
-				if err != nil {
-					t.Error(err)
+				if err != nil || strings.Contains(id, "SECRET") || len(id) != 40 {
+					t.Errorf("sentinel id %q, %v", id, err)
 				}
-				got <- id
-			}()
-			select {
-			case id := <-got:
-				if strings.Contains(id, "SECRET") || len(id) != 40 {
-					t.Errorf("sentinel id %q", id)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("the agent hangs on the plant")
-			}
+			})
 		})
 	}
 }
@@ -111,6 +93,19 @@ func TestMyIDKept(t *testing.T) {
 	again, err := n.myID(cfg)
 	if err != nil || again != first {
 		t.Fatalf("second read: %q, %v; want %q", again, err, first)
+	}
+}
+
+// within runs f and fails the test if it does not return in 5 s: a FIFO
+// opened the usual way blocks for ever.
+func within(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent hangs on the plant")
 	}
 }
 

@@ -35,8 +35,10 @@ const noFollow = syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
 // Open opens the state file at path for reading. It must be a regular file
 // with no other hard link: a symlink is refused (ELOOP), and so is a hard
 // link, which the redis user could make to a file only root may read.
-func Open(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+func Open(path string) (*os.File, error) { return openState(path, os.O_RDONLY, 0) }
+
+func openState(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|noFollow, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -62,15 +64,7 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 // (less the umask), with Open's checks: root appending to a planted link
 // would write where the redis user cannot.
 func Append(path string, perm fs.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, perm)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkOpened(f, true); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return openState(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
 }
 
 // ReadConfig reads a file an administrator wrote, up to limit bytes. Unlike

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -93,7 +92,7 @@ func newFaultGroupOpts(t *testing.T, ctx context.Context, o groupOpts) *faultGro
 	dial := b.ClientDial
 	if o.tls != nil {
 		fg.group.cliTLS = []string{"--tls", "--cacert", o.caFile}
-		dial = tlsDial(b.ClientDial, o.tls)
+		dial = faultcheck.TLSDial(b.ClientDial, o.tls)
 	}
 	for _, bx := range boxes {
 		fg.target.Sentinels = append(fg.target.Sentinels, bx.Addr+":26379")
@@ -111,24 +110,6 @@ func newFaultGroupOpts(t *testing.T, ctx context.Context, o groupOpts) *faultGro
 	}
 	t.Logf("group settled %s after the story", time.Since(start).Round(100*time.Millisecond))
 	return fg
-}
-
-// tlsDial is dial with a TLS handshake on top, the CA of cfg trusted.
-func tlsDial(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		tc := cfg.Clone()
-		tc.ServerName, _, _ = net.SplitHostPort(addr)
-		conn := tls.Client(c, tc)
-		if err := conn.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return conn, nil
-	}
 }
 
 // box returns the box whose redis is at addr.

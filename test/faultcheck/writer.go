@@ -97,19 +97,25 @@ func (t Target) dialerOr(d *net.Dialer) func(ctx context.Context, network, addr 
 	if t.TLS == nil {
 		return dial
 	}
+	return TLSDial(dial, t.TLS)
+}
+
+// TLSDial is dial with a TLS handshake on top, the server name set to the
+// host dialled.
+func TLSDial(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		cfg := t.TLS.Clone()
-		cfg.ServerName, _, _ = net.SplitHostPort(addr)
-		tc := tls.Client(c, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc := cfg.Clone()
+		tc.ServerName, _, _ = net.SplitHostPort(addr)
+		conn := tls.Client(c, tc)
+		if err := conn.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, err
 		}
-		return tc, nil
+		return conn, nil
 	}
 }
 
