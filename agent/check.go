@@ -70,8 +70,22 @@ func check(ctx context.Context, path string, out io.Writer) error {
 			continue
 		}
 		s := cfg.SentinelOf(a)
-		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
-		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
+		for _, p := range []struct {
+			what string
+			addr wire.Addr
+		}{{"redis", a}, {"sentinel", s}} {
+			ok := dialOK(ctx, p.addr)
+			report(ok, true, "peer %s %s %s", p.what, p.addr, reachable(ok))
+			if m := speaksMismatch(ctx, cfg, p.addr); ok && m != "" {
+				report(false, false, "peer %s %s", p.what, m)
+			}
+		}
+	}
+
+	if c := cfg.Certs; c != nil {
+		left := time.Until(c.NotAfter)
+		report(left > 14*24*time.Hour, true, "tls: %s names %s, signed by %s, valid until %s (%d days)",
+			cfg.TLS.CertFile, cfg.Self.Host, cfg.TLS.CAFile, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
 	}
 
 	if cfg.Tuning.Enabled {
@@ -92,7 +106,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	case n == 2:
 		report(false, true, "2 peers: losing either box loses the majority, so no automatic failover; use 3")
 	case n%2 == 0:
-		report(false, true, "%d peers: an even count tolerates no more failures than %d", n, n-1)
+		report(false, true, "%d peers survive the loss of %d box(es), no more than %d would: use an odd count", n, (n-1)/2, n-1)
 	default:
 		report(true, false, "%d peers, quorum %d: survives the loss of %d box(es)", n, cfg.Quorum, (n-1)/2)
 	}
@@ -100,6 +114,13 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		return errUnhealthy
 	}
 	return nil
+}
+
+func reachable(ok bool) string {
+	if ok {
+		return "reachable"
+	}
+	return "unreachable"
 }
 
 func dialOK(ctx context.Context, a wire.Addr) bool {

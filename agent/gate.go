@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
@@ -54,6 +56,8 @@ func redisConf(cfg *config.Config, replicaOf *wire.Addr) sentinel.RedisConf {
 		// when the agent is dead or hung.
 		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
 		MinReplicasMaxLag: 10,
+		TLS:               tlsFiles(cfg),
+		ACL:               cfg.ACL(),
 	}
 }
 
@@ -71,6 +75,8 @@ func sentinelConf(cfg *config.Config) sentinel.SentinelConf {
 		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
 		ParallelSyncs:   cfg.ParallelSyncs(),
 		Password:        cfg.Password,
+		TLS:             tlsFiles(cfg),
+		ACL:             cfg.ACL(),
 	}
 }
 
@@ -80,7 +86,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	cfg := n.config()
 	var marker, stoppedCleanly bool
 	if last == nil {
-		_, err := os.Stat(runningMarker(cfg))
+		_, err := os.Lstat(runningMarker(cfg))
 		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
 		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
@@ -132,6 +138,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	n.roles.setCause("started by the agent: " + start.Why)
 	replicaOf := start.ReplicaOf
 
+	if err := n.writeTLS(cfg); err != nil {
+		return supervisor.Spec{}, err
+	}
 	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
@@ -195,7 +204,7 @@ func (n *node) failoverVia(ctx context.Context, g sentinel.Group, s wire.Addr) e
 // directory removed while it ran): it answers on our port, to our password,
 // with our data directory. SHUTDOWN persists its data like SIGTERM would.
 func (n *node) shutdownOrphan(ctx context.Context, cfg *config.Config) (found, clean bool) {
-	c := sentinel.NewRedis(cfg.Self, cfg.Password)
+	c := sentinel.NewRedis(cfg.Self, cfg.Creds())
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -366,6 +375,9 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	master := n.chooseMaster(ctx, cfg).Master
 	sc := sentinelConf(cfg)
 	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	if err := n.writeTLS(cfg); err != nil {
+		return supervisor.Spec{}, err
+	}
 	conf := sentinel.RenderSentinel(sc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
@@ -384,16 +396,21 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 
 // myID returns this node's sentinel id, created once and kept in the state
 // directory so that a restarted sentinel is the same sentinel to its peers.
+// The directory belongs to the redis user, so the file is read as safefile
+// reads state, and only 40 hex digits count as an id: whatever else it holds
+// would go into sentinel.conf, where the redis user can read it.
 func (n *node) myID(cfg *config.Config) (string, error) {
-	b, err := os.ReadFile(myIDPath(cfg))
-	if err == nil && len(b) >= 40 {
-		return string(b[:40]), nil
+	b, err := safefile.ReadFile(myIDPath(cfg), 4096)
+	if id := strings.TrimSpace(string(b)); err == nil && sentinel.ValidMyID(id) {
+		return id, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read sentinel id: %w", err)
+		n.log.Warn("sentinel id file refused; taking the id from sentinel.conf or a new one", "err", err)
+	} else if err == nil {
+		n.log.Warn("sentinel id file does not hold 40 hex digits; taking the id from sentinel.conf or a new one")
 	}
 	// Adopt the id of a sentinel.conf written before the id file existed.
-	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); len(st.MyID) == 40 {
+	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); sentinel.ValidMyID(st.MyID) {
 		return st.MyID, atomicfile.WriteFile(myIDPath(cfg), []byte(st.MyID+"\n"), 0o644, -1, -1)
 	}
 	id, err := sentinel.NewMyID()

@@ -254,6 +254,11 @@ func (n *node) round(ctx context.Context, cfg *config.Config, wait bool) ha.Quor
 		if g := cfg.Group(); st.probe == nil || !g.Equal(st.probeFor) {
 			if st.probe != nil {
 				st.probe.Close()
+				// A new prober has no answers to collect: a round that did
+				// not wait for them would count no sentinel, and a master
+				// would fence itself over a reload (new credentials, a
+				// renewed certificate, another peer list).
+				wait = true
 			}
 			st.probe, st.probeFor = sentinel.NewProber(g), g
 		}

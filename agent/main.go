@@ -99,6 +99,11 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &cerr) && cerr.AccessOnly():
+		// Not invalid, just unreadable to this user: 78 would tell a
+		// monitoring script the configuration is broken.
+		fmt.Fprintf(stderr, "redis-ha-agent: cannot read the configuration as this user (run as root):\n%s\n", cerr.Error())
+		return ExitFailed
 	case errors.As(err, &cerr):
 		fmt.Fprintf(stderr, "invalid configuration:\n%s\n", cerr.Error())
 		return ExitConfig

@@ -117,8 +117,24 @@ func (n *node) reload(ctx context.Context) {
 		n.log.Info("reload: configuration unchanged")
 		return
 	}
+	if next.Certs.Same(cur.Certs) {
+		// The same material read again: keep the client configuration, so
+		// that the connections made with it are kept too.
+		next.Certs = cur.Certs
+	}
+	next.Rotation = rolling(cur, next)
+	if next.Rotation != nil && next.Password != cur.Password {
+		n.log.Info("password rotation: accepting the new password's secrets beside the old ones until every box does")
+	}
 	n.setConfig(next)
 	n.apply(ctx, cur, next)
+	if next.Auth.ACL && (next.Rotation != nil || !cur.Auth.ACL) {
+		// The rotation goes on retrying (rotations); a sentinel restarted
+		// by this reload may not be up yet.
+		if err := n.applyACL(ctx, next, ""); err != nil {
+			n.log.Warn("reload: acl users not applied yet", "err", err)
+		}
+	}
 }
 
 // firstProblem is the first line of a configuration error, short enough for
@@ -138,6 +154,11 @@ func firstProblem(err error) string {
 func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	if cur.Tuning != next.Tuning {
 		n.tune(next)
+	}
+	// Renewed certificates go where redis and sentinel read them before
+	// either is told to read them again.
+	if err := n.writeTLS(next); err != nil {
+		n.log.Error("reload: tls files", "err", err)
 	}
 	set, restart := sentinel.Diff(redisConf(cur, nil).Directives(), redisConf(next, nil).Directives())
 	if cur.Redis.Binary != next.Redis.Binary {
@@ -177,7 +198,7 @@ func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]stri
 		return nil
 	}
 	// The old password still authenticates the connection we have.
-	c := sentinel.NewRedis(cur.Self, cur.Password)
+	c := sentinel.NewRedis(cur.Self, cur.Creds())
 	defer c.Close()
 	for _, kv := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)

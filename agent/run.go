@@ -61,6 +61,8 @@ type node struct {
 	switchovers chan switchoverCall // from the control socket into the loop
 
 	st loopState // the loop's own; no other goroutine touches it
+
+	api apiProbe // /primary's probes of the local redis, apart from the loop's
 }
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
@@ -86,6 +88,10 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(10)
 	}
+	// Files redis and sentinel rewrite themselves (CONFIG REWRITE, a
+	// sentinel's flush) hold the password, and they create them with 0644
+	// less the umask they inherit from here: nobody else may read them.
+	syscall.Umask(0o077)
 	// SIGHUP's default action would kill the agent; catch it from the start
 	// and act on it once the group is up.
 	hup := make(chan os.Signal, 1)
@@ -114,6 +120,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	defer stopRedis()
 	defer stopSent()
 	defer n.local.Close()
+	defer n.api.redis.Close()
 
 	n.redis = &supervisor.Child{
 		Name:    "redis",
@@ -155,6 +162,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	})
 	workers.Go(func() { n.tuneSentinels(sentCtx) })
 	workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
+	workers.Go(func() { n.rotations(sentCtx) })
 	workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
 	workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
 
@@ -209,15 +217,24 @@ func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
 }
 
 // setConfig makes next the configuration in force.
-func (n *node) setConfig(next *config.Config) {
-	n.local.Use(next.Self, next.LocalSentinel(), next.Password)
+func (n *node) setConfig(next *config.Config) { n.swapConfig(nil, next) }
+
+// swapConfig makes next the configuration in force if expect is (nil: in
+// any case), and reports whether it did.
+func (n *node) swapConfig(expect, next *config.Config) bool {
 	n.cfg.mu.Lock()
 	defer n.cfg.mu.Unlock()
+	if expect != nil && n.cfg.cfg != expect {
+		return false
+	}
+	n.local.Use(next.Self, next.LocalSentinel(), next.Creds())
+	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Creds())
 	n.cfg.cfg = next
 	if n.cfg.changed != nil {
 		close(n.cfg.changed)
 	}
 	n.cfg.changed = make(chan struct{})
+	return true
 }
 
 // prepare creates the state and runtime directories and decides which user

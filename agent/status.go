@@ -97,10 +97,13 @@ func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
 
 func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus {
 	ps := PeerStatus{Member: a.String(), Role: "down"}
-	c := sentinel.NewRedis(a, cfg.Password)
+	c := sentinel.NewRedis(a, cfg.Creds())
 	defer c.Close()
 	if r, err := c.Role(ctx); err != nil {
 		ps.Error = err.Error()
+		if m := speaksMismatch(ctx, cfg, a); m != "" {
+			ps.Error = m
+		}
 	} else {
 		ps.Reachable = true
 		ps.Offset = r.Offset
@@ -115,7 +118,7 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 	}
 	ps.VIPHeld = probeVIP(ctx, cfg, a)
 	if len(cfg.Peers) > 0 {
-		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Password)
+		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Creds())
 		defer sc.Close()
 		if m, err := sc.MasterAddr(ctx, cfg.Cluster.Name); err == nil {
 			ps.SentinelUp = true
@@ -172,6 +175,8 @@ func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
 	for i := range peers {
 		p := &peers[i]
 		switch {
+		case !p.Reachable && strings.Contains(p.Error, "tls.enabled differs"):
+			problems = append(problems, p.Error)
 		case !p.Reachable:
 			problems = append(problems, p.Member+" unreachable")
 		case p.Role == "replica":
@@ -287,12 +292,19 @@ func peerVIPHeld(ctx context.Context, cfg *config.Config, host string) (*bool, e
 	if err != nil {
 		return nil, fmt.Errorf("vip: http.listen: %w", err)
 	}
-	url := "http://" + net.JoinHostPort(host, port) + "/status"
+	scheme, client := "http", http.DefaultClient
+	if cfg.Certs != nil {
+		tc := cfg.Certs.Client.Clone()
+		tc.ServerName = host
+		scheme, client = "https", &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	}
+	url := scheme + "://" + net.JoinHostPort(host, port) + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("vip: get %s: %w", url, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("vip: get %s: %w", url, err)
 	}

@@ -76,7 +76,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		return SwitchoverResult{}, fmt.Errorf("%w: sentinel quorum unhealthy (%d usable, err %v)", errRefused, usable, err)
 	}
 
-	mc := sentinel.NewRedis(master, cfg.Password)
+	mc := sentinel.NewRedis(master, cfg.Creds())
 	defer mc.Close()
 	role, err := mc.Role(ctx)
 	if err != nil || role.Kind != "master" {
@@ -114,7 +114,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		res.Paused = time.Since(paused)
 	}
 
-	tc := sentinel.NewRedis(target, cfg.Password)
+	tc := sentinel.NewRedis(target, cfg.Creds())
 	defer tc.Close()
 	if err := waitCaughtUp(ctx, mc, tc); err != nil {
 		unpause()
@@ -203,7 +203,7 @@ func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Rol
 		if r.Addr == target {
 			continue
 		}
-		c := sentinel.NewRedis(r.Addr, cfg.Password)
+		c := sentinel.NewRedis(r.Addr, cfg.Creds())
 		prio, err := c.HoldPriority(ctx)
 		if err != nil {
 			c.Close()

@@ -34,7 +34,7 @@ func (n *node) vipStep(ctx context.Context, cfg *config.Config) {
 	if s.Primary {
 		// As /primary: the observation may be a second behind a switchover.
 		// A local redis too slow to answer is left to the next round.
-		kind, err := n.liveRole(ctx)
+		kind, err := liveRole(ctx, n.local.Redis())
 		s.Demoted = err == nil && kind != "master"
 		s.Primary = !s.Demoted
 	}

@@ -26,6 +26,8 @@ import (
 
 const testPassword = "test-Secret.1"
 
+var testCreds = Creds{Password: testPassword}
+
 // startServer writes conf into dir and runs redis-server on it (as a sentinel
 // if sentinelMode) until the test ends or stop is called. It returns once the
 // server answers.
@@ -69,7 +71,7 @@ func startServer(t *testing.T, dir, file string, conf []byte, sentinelMode bool,
 			t.Logf("%s (port %d) output:\n%s", file, port, testutil.Tail(string(log), 30))
 		}
 	})
-	c := redis.NewClient(options(wire.Addr{Host: "127.0.0.1", Port: port}, testPassword))
+	c := redis.NewClient(options(wire.Addr{Host: "127.0.0.1", Port: port}, testCreds))
 	defer c.Close()
 	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%s answers PING", file), func() error {
 		select {
@@ -115,9 +117,9 @@ func TestIntegrationFailover(t *testing.T) {
 		Password: testPassword, Persistence: "rdb", Priority: 100, ReplicaOf: &master, Settings: settings,
 	}), false, replica.Port)
 
-	mc := NewRedis(master, testPassword)
+	mc := NewRedis(master, testCreds)
 	defer mc.Close()
-	rc := NewRedis(replica, testPassword)
+	rc := NewRedis(replica, testCreds)
 	defer rc.Close()
 
 	t.Run("Role", func(t *testing.T) {
@@ -167,7 +169,7 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 		paths[i] = filepath.Join(dir, "sentinel.conf")
 		stops[i] = startServer(t, dir, "sentinel.conf", RenderSentinel(confs[i]), true, s.Port)
-		scs[i] = NewSentinel(s, testPassword)
+		scs[i] = NewSentinel(s, testCreds)
 		defer scs[i].Close()
 		// Shrink Sentinel's 10 s INFO and 2 s hello periods so discovery
 		// and the post-failover reconfiguration take well under a second.
@@ -187,17 +189,17 @@ func TestIntegrationFailover(t *testing.T) {
 	})
 
 	t.Run("AskAll", func(t *testing.T) {
-		answers := Group{Name: name, Password: testPassword, Sentinels: sentinels}.AskAll(ctxTimeout(t, 2*time.Second))
+		answers := Group{Name: name, Creds: testCreds, Sentinels: sentinels}.AskAll(ctxTimeout(t, 2*time.Second))
 		for _, a := range answers {
 			if a.Err != nil || a.Master != master {
 				t.Errorf("answers %+v, want every one naming %v", answers, master)
 			}
 		}
-		unknown := Group{Name: "nope", Password: testPassword, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
+		unknown := Group{Name: "nope", Creds: testCreds, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
 		if !errors.Is(unknown[0].Err, wire.ErrNoMaster) {
 			t.Errorf("unknown group: %v, want wire.ErrNoMaster", unknown[0].Err)
 		}
-		wrong := Group{Name: name, Password: "wrong", Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
+		wrong := Group{Name: name, Creds: Creds{Password: "wrong"}, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
 		if wrong[0].Err == nil {
 			t.Error("wrong password answered")
 		}
@@ -337,7 +339,7 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 
 		testutil.WaitFor(t, 5*time.Second, "all sentinels name the new master", func() error {
-			answers := Group{Name: name, Password: testPassword, Sentinels: sentinels}.AskAll(ctxTimeout(t, time.Second))
+			answers := Group{Name: name, Creds: testCreds, Sentinels: sentinels}.AskAll(ctxTimeout(t, time.Second))
 			for _, a := range answers {
 				if a.Err != nil || a.Master != replica {
 					return fmt.Errorf("answers %+v", answers)
@@ -461,7 +463,7 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 		Master: wire.Addr{Host: "localhost", Port: master.Port}, Quorum: 1,
 		DownAfter: time.Second, Password: testPassword, MyID: id,
 	}), true, 17122)
-	sc := NewSentinel(local(17122), testPassword)
+	sc := NewSentinel(local(17122), testCreds)
 	defer sc.Close()
 	ctx := ctxTimeout(t, 2*time.Second)
 	m, err := sc.MasterAddr(ctx, "hosted")

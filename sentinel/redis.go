@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,10 +22,12 @@ import (
 // RESP2 because every reply parsed here (ROLE, INFO, SENTINEL ...) is a flat
 // array or bulk string in RESP2, while RESP3 turns some into maps and
 // verbatim strings; nothing here needs RESP3 features.
-func options(addr wire.Addr, password string) *redis.Options {
+func options(addr wire.Addr, cr Creds) *redis.Options {
 	return &redis.Options{
 		Addr:                  addr.String(),
-		Password:              password,
+		Username:              cr.User,
+		Password:              cr.Password,
+		TLSConfig:             cr.TLS,
 		Protocol:              2,
 		DialTimeout:           500 * time.Millisecond,
 		DialerRetries:         1,
@@ -39,6 +42,15 @@ func options(addr wire.Addr, password string) *redis.Options {
 	}
 }
 
+// Creds are how the agent reaches a redis or a sentinel: as whom, and
+// whether over TLS. Comparable: a change closes the connections made with
+// the old ones.
+type Creds struct {
+	User     string      // "" = the default user
+	Password string      // never logged
+	TLS      *tls.Config // nil = plain text; ServerName is set per dial
+}
+
 // QuietClientLogs stops go-redis logging reconnect noise to stderr on its
 // own: every call here reports its errors to its caller.
 func QuietClientLogs() { logging.Disable() }
@@ -50,8 +62,8 @@ type Redis struct {
 }
 
 // NewRedis returns a handle of the redis-server at addr. The caller closes it.
-func NewRedis(addr wire.Addr, password string) *Redis {
-	return &Redis{c: redis.NewClient(options(addr, password))}
+func NewRedis(addr wire.Addr, cr Creds) *Redis {
+	return &Redis{c: redis.NewClient(options(addr, cr))}
 }
 
 // Close closes the connections.

@@ -267,3 +267,40 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderTLS: with TLS the plain port is closed, and a renewed
+// certificate (same paths, another digest) is a CONFIG SET for redis and a
+// restart for sentinel, which cannot reload it.
+func TestRenderTLS(t *testing.T) {
+	files := &TLSFiles{Cert: "/d/tls.crt", Key: "/d/tls.key", CA: "/d/tls-ca.crt", Digest: "one"}
+	rc := RedisConf{Port: 6379, Dir: "/d", Password: "pw", Persistence: "aof", TLS: files}
+	conf := string(RenderRedis(rc))
+	for _, want := range []string{"\nport 0\n", "\ntls-port 6379\n", "\ntls-cert-file \"/d/tls.crt\"\n", "\ntls-replication yes\n", "\ntls-auth-clients optional\n"} {
+		if !strings.Contains("\n"+conf, want) {
+			t.Errorf("redis.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "tls material") || strings.Contains(conf, "port 6379\n") && !strings.Contains(conf, "tls-port 6379\n") {
+		t.Errorf("redis.conf:\n%s", conf)
+	}
+	renewed := rc
+	renewed.TLS = &TLSFiles{Cert: files.Cert, Key: files.Key, CA: files.CA, Digest: "two"}
+	set, restart := Diff(rc.Directives(), renewed.Directives())
+	if restart != "" || len(set) != 1 || set[0] != [2]string{"tls-cert-file", "/d/tls.crt"} {
+		t.Errorf("redis: set %v, restart %q; want CONFIG SET tls-cert-file", set, restart)
+	}
+	plain := rc
+	plain.TLS = nil
+	if _, restart := Diff(plain.Directives(), rc.Directives()); restart == "" {
+		t.Error("turning TLS on needs no restart")
+	}
+	sc := SentinelConf{Name: "main", Port: 26379, Dir: "/d", Master: wire.Addr{Host: "10.0.0.1", Port: 6379}, Quorum: 2, TLS: files}
+	sr := sc
+	sr.TLS = renewed.TLS
+	if _, restart := Diff(sc.Directives(), sr.Directives()); restart == "" {
+		t.Error("sentinel: a renewed certificate needs no restart")
+	}
+	if s := string(RenderSentinel(sc)); !strings.Contains(s, "\ntls-port 26379\n") || !strings.HasPrefix(strings.SplitN(s, "\n", 3)[1], "port 0") {
+		t.Errorf("sentinel.conf:\n%s", s)
+	}
+}

@@ -33,8 +33,8 @@ type Sentinel struct {
 }
 
 // NewSentinel returns a handle of the sentinel at addr. The caller closes it.
-func NewSentinel(addr wire.Addr, password string) *Sentinel {
-	return &Sentinel{c: redis.NewSentinelClient(options(addr, password))}
+func NewSentinel(addr wire.Addr, cr Creds) *Sentinel {
+	return &Sentinel{c: redis.NewSentinelClient(options(addr, cr))}
 }
 
 // Close closes the connections.

@@ -105,3 +105,30 @@ func TestNewMyID(t *testing.T) {
 		t.Errorf("NewMyID = %q, %q", a, b)
 	}
 }
+
+// The state directory belongs to the redis user, who could plant a link to a
+// root-only file at sentinel.conf's name (security review M1), or write a
+// myid that is not one: its bytes would be copied into the next sentinel.conf.
+func TestReadSentinelStateRefusesPlants(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "root-only")
+	if err := os.WriteFile(secret, []byte("sentinel myid ROOT-ONLY-SECRET-0123456789abcdef0123456\nsentinel current-epoch 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "sentinel.conf")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadSentinelState(link); err == nil || st.Lines != nil {
+		t.Errorf("symlink read: %+v, %v", st, err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(link, []byte("sentinel myid ../../etc/shadow0123456789abcdef0123456789a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadSentinelState(link); err != nil || st.MyID != "" {
+		t.Errorf("myid that is not 40 hex digits: %q, %v", st.MyID, err)
+	}
+}

@@ -22,11 +22,12 @@ import (
 // writer is a Sentinel-aware client writing unique keys at a steady rate and
 // remembering which writes were acknowledged.
 type writer struct {
-	mu     sync.Mutex
-	acked  []string
-	errors int
-	stop   chan struct{}
-	done   chan struct{}
+	mu        sync.Mutex
+	acked     []string
+	errors    int
+	firstErrs []string // the first few, for a test's log
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 func startWriter(t *testing.T, g *group) *writer {
@@ -35,7 +36,7 @@ func startWriter(t *testing.T, g *group) *writer {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.port+20000))
 	}
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password,
+		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password, TLSConfig: g.tls,
 		MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
 		WriteTimeout: 500 * time.Millisecond,
 	})
@@ -60,6 +61,9 @@ func startWriter(t *testing.T, g *group) *writer {
 				w.acked = append(w.acked, key)
 			} else {
 				w.errors++
+				if len(w.firstErrs) < 5 {
+					w.firstErrs = append(w.firstErrs, time.Now().Format("15:04:05.000 ")+err.Error())
+				}
 			}
 			w.mu.Unlock()
 		}
@@ -272,6 +276,29 @@ func TestGroup(t *testing.T) {
 		})
 		if got := n.pid(t, "redis"); got != pid {
 			t.Fatalf("redis restarted (pid %d -> %d) for a runtime setting", pid, got)
+		}
+	})
+
+	t.Run("generated files stay private after CONFIG REWRITE and a sentinel flush", func(t *testing.T) {
+		// Both hold the password; redis and sentinel rewrite them with
+		// 0644 less the umask they inherit from the agent (review L5).
+		ctx := context.Background()
+		for _, n := range g.nodes {
+			if err := g.client(n).ConfigRewrite(ctx).Err(); err != nil {
+				t.Fatalf("node %d: config rewrite: %v", n.i, err)
+			}
+			if err := g.sentinelClient(n).FlushConfig(ctx).Err(); err != nil {
+				t.Fatalf("node %d: sentinel flushconfig: %v", n.i, err)
+			}
+			for _, f := range []string{"redis.conf", "sentinel.conf"} {
+				fi, err := os.Stat(filepath.Join(n.dir, "data", f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("node %d: %s is mode %04o after a rewrite", n.i, f, fi.Mode().Perm())
+				}
+			}
 		}
 	})
 

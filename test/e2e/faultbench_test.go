@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,11 +54,30 @@ func newFaultGroup(t *testing.T, ctx context.Context) *faultGroup {
 // just before the agent starts (a drop-in of the user's, say).
 func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGroup {
 	t.Helper()
-	script := strings.Replace(story, "systemctl enable --now", extra+"systemctl enable --now", 1)
+	return newFaultGroupOpts(t, ctx, groupOpts{extra: extra})
+}
+
+// groupOpts are what a test adds to the user's story.
+type groupOpts struct {
+	extra string         // shell lines run just before the agent starts
+	setup func(*box.Box) // run on each box before the story
+	// tls is the clients' side when the story's drop-ins turn tls.enabled
+	// on; caFile is the CA on the host, for redis-cli in the client
+	// namespace.
+	tls    *tls.Config
+	caFile string
+}
+
+func newFaultGroupOpts(t *testing.T, ctx context.Context, o groupOpts) *faultGroup {
+	t.Helper()
+	script := strings.Replace(story, "systemctl enable --now", o.extra+"systemctl enable --now", 1)
 	b := newBench(t)
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {
 		debianRedisRunning(t, ctx, bx)
+		if o.setup != nil {
+			o.setup(bx)
+		}
 	}
 	for _, bx := range boxes {
 		if out, errOut, err := bx.ExecInput(ctx, []byte(script), nil, "sh", "-ex"); err != nil {
@@ -66,14 +86,19 @@ func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGr
 	}
 	fg := &faultGroup{
 		group:     &group{b: b, boxes: boxes},
-		target:    faultcheck.Target{MasterName: "main", Password: password, Dialer: b.ClientDial},
+		target:    faultcheck.Target{MasterName: "main", Password: password, Dialer: b.ClientDial, TLS: o.tls},
 		sentinels: map[string]*redis.SentinelClient{},
+	}
+	dial := b.ClientDial
+	if o.tls != nil {
+		fg.group.cliTLS = []string{"--tls", "--cacert", o.caFile}
+		dial = faultcheck.TLSDial(b.ClientDial, o.tls)
 	}
 	for _, bx := range boxes {
 		fg.target.Sentinels = append(fg.target.Sentinels, bx.Addr+":26379")
 		fg.target.Redis = append(fg.target.Redis, bx.Addr+":6379")
 		sc := redis.NewSentinelClient(&redis.Options{
-			Addr: bx.Addr + ":26379", Password: password, Dialer: b.ClientDial,
+			Addr: bx.Addr + ":26379", Password: password, Dialer: dial,
 			MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second,
 		})
 		t.Cleanup(func() { sc.Close() })
