@@ -80,6 +80,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	cfg := n.config()
 	var marker, stoppedCleanly bool
 	if last == nil {
+		if pid, ok := n.running(ctx, cfg, redisConfPath(cfg), n.local.Redis().Server); ok {
+			return n.adoptRedis(cfg, pid)
+		}
 		_, err := os.Stat(runningMarker(cfg))
 		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
@@ -140,15 +143,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	if err := atomicfile.WriteFile(runningMarker(cfg), []byte("running\n"), 0o644, -1, -1); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("mark redis running: %w", err)
 	}
-	return supervisor.Spec{
-		Name:       "redis",
-		Path:       cfg.Redis.Binary,
-		Args:       []string{redisConfPath(cfg)},
-		Dir:        cfg.Node.DataDir,
-		Credential: n.cred,
-		StopGrace:  childStopWait,
-		PidFile:    redisPidFile(cfg),
-	}, nil
+	return n.redisSpec(cfg), nil
 }
 
 // fastFailover asks a sentinel — ours first, else a peer's — for an immediate
@@ -351,6 +346,15 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		}
 		cfg, changed = n.configAndChange()
 	}
+	if last == nil {
+		if pid, ok := n.running(ctx, cfg, sentinelConfPath(cfg), n.local.Sentinel().Server); ok {
+			n.log.Info("sentinel of the previous agent is running: adopting it", "pid", pid)
+			n.adopted.sentinel.Store(true)
+			spec := n.sentinelSpec(cfg)
+			spec.Adopt = pid
+			return spec, nil
+		}
+	}
 	myid, err := n.myID(cfg)
 	if err != nil {
 		return supervisor.Spec{}, err
@@ -371,15 +375,7 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render sentinel.conf: %w", err)
 	}
-	return supervisor.Spec{
-		Name:       "sentinel",
-		Path:       cfg.Redis.Binary,
-		Args:       []string{sentinelConfPath(cfg), "--sentinel"},
-		Dir:        cfg.Node.DataDir,
-		Credential: n.cred,
-		StopGrace:  childStopWait,
-		PidFile:    sentPidFile(cfg),
-	}, nil
+	return n.sentinelSpec(cfg), nil
 }
 
 // myID returns this node's sentinel id, created once and kept in the state

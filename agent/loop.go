@@ -107,7 +107,6 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 	var switchovers sync.WaitGroup
 	defer func() {
 		switchovers.Wait()
-		n.releaseVIP(n.config())
 		if n.st.probe != nil {
 			n.st.probe.Close()
 		}
