@@ -53,7 +53,12 @@ func newFaultGroup(t *testing.T, ctx context.Context) *faultGroup {
 // just before the agent starts (a drop-in of the user's, say).
 func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGroup {
 	t.Helper()
-	script := strings.Replace(story, "systemctl enable --now", extra+"systemctl enable --now", 1)
+	return newFaultGroupScript(t, ctx, strings.Replace(story, "systemctl enable --now", extra+"systemctl enable --now", 1))
+}
+
+// newFaultGroupScript is newFaultGroup with the story replaced by script.
+func newFaultGroupScript(t *testing.T, ctx context.Context, script string) *faultGroup {
+	t.Helper()
 	b := newBench(t)
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {

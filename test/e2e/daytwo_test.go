@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/test/box"
+	"github.com/redis-ha-agent/redis-ha-agent/test/faultcheck"
+)
+
+// The day-two operations of issue #12, each measured like a fault
+// (faultGroup.run): the default client writing throughout, every sentinel's
+// +switch-master counted, every acknowledged key read back.
+
+const sentPid = "/run/redis-ha/sentinel.pid"
+
+// TestDayTwoAgentRestart: the master's agent killed, restarted with
+// systemctl, and upgraded to a different build. Each time the next agent
+// adopts redis and sentinel as they run: no write fails, none is lost, no
+// failover happens.
+func TestDayTwoAgentRestart(t *testing.T) {
+	t.Parallel()
+	requireDeb(t, "RHA_DEB")
+	requireDeb(t, "RHA_DEB_PREV")
+	ctx := ctxFor(t, 15*time.Minute)
+	// The group runs the previous build, so that the last step upgrades it.
+	fg := newFaultGroupScript(t, ctx, strings.Replace(story, "cd "+distNew, "cd "+distPrev, 1))
+	var reps []faultcheck.Report
+	for _, f := range []fault{
+		{name: "master's agent kill -9", inject: adopts(killAgent)},
+		{name: "master's agent systemctl restart", inject: adopts(restartAgent)},
+		{name: "master's agent upgraded", inject: adopts(upgradeAgent)},
+	} {
+		// PRODUCT.md: no outage, nothing lost, no failover. No failed write
+		// is asserted; the outage (the longest gap between acks, one write
+		// interval being 5 ms) is reported, and a gap over this bound logs
+		// the journals.
+		f.outage = 250 * time.Millisecond
+		rep := fg.run(t, ctx, f)
+		if rep.Failed > 0 {
+			t.Errorf("%s: %d writes failed; the agent's restart must not touch redis", f.name, rep.Failed)
+		}
+		reps = append(reps, rep)
+	}
+	t.Logf("agent restarts on the master's box, default client (every sentinel listed):\n%s", faultcheck.Table(reps))
+}
+
+// adopts wraps an agent restart: redis and sentinel must run on with the
+// same pids, and the new agent must say it adopted them.
+func adopts(restart func(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box)) func(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+	return func(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+		t.Helper()
+		pids := func() string { return shIn(t, ctx, m, "cat "+redisPid+" "+sentPid+" | tr '\\n' ' '") }
+		before := pids()
+		since := shIn(t, ctx, m, "date +%s.%N")
+		restart(t, ctx, fg, m, others)
+		err := eventually(ctx, agentLimit, func(ctx context.Context) error {
+			if a := isActive(ctx, m, unit); a != "active" {
+				return fmt.Errorf("unit %s", a)
+			}
+			out, _, err := m.Sh(ctx, "journalctl -u "+unit+" --no-pager -o cat --since @"+since+" | grep -c 'adopting it'")
+			if err != nil || strings.TrimSpace(out) != "2" {
+				return fmt.Errorf("the new agent has not adopted redis and sentinel yet (%q adoptions logged)", strings.TrimSpace(out))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("box %s: %v", m.Name, err)
+		}
+		if after := pids(); after != before {
+			t.Errorf("box %s: redis and sentinel pids %s -> %s: restarted, not adopted", m.Name, before, after)
+		}
+	}
+}
+
+// restartAgent is `systemctl restart redis-ha-agent`, which returns once
+// the new agent is ready (Type=notify).
+func restartAgent(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+	before := show(t, ctx, m, unit, "MainPID")["MainPID"]
+	shIn(t, ctx, m, "systemctl restart "+unit)
+	if after := show(t, ctx, m, unit, "MainPID")["MainPID"]; after == before {
+		t.Fatalf("box %s: MainPID %s unchanged by systemctl restart", m.Name, before)
+	}
+}
+
+var versionRE = regexp.MustCompile(`^redis-ha-agent \S+$`)
+
+// upgradeAgent installs the build under test over the previous one, as
+// `apt install` of a newer package does: a different binary, and the
+// package's postinst restarts the unit.
+func upgradeAgent(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+	look := func() (string, string) {
+		return shIn(t, ctx, m, "redis-ha-agent version"), shIn(t, ctx, m, "sha256sum < /usr/bin/redis-ha-agent")
+	}
+	v0, sum0 := look()
+	out := install(t, ctx, m, distNew)
+	v1, sum1 := look()
+	if v1 == v0 || sum1 == sum0 || !versionRE.MatchString(v1) {
+		t.Fatalf("box %s: %q (%.12s) -> %q (%.12s): not a different build\n%s", m.Name, v0, sum0, v1, sum1, out)
+	}
+	t.Logf("box %s: upgraded %s -> %s", m.Name, strings.TrimPrefix(v0, "redis-ha-agent "), strings.TrimPrefix(v1, "redis-ha-agent "))
+}
