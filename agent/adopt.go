@@ -206,6 +206,10 @@ func (n *node) handOff(cfg *config.Config) {
 	if len(cfg.Peers) < 2 || n.redis.Current() == nil {
 		return
 	}
+	if n.isPaused() {
+		n.log.Warn("stopping the master of a paused group: no switchover; the group has no master until it is back")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), handOffWait)
 	defer cancel()
 	if r, err := n.local.Redis().Role(ctx); err != nil || r.Kind != "master" {

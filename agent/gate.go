@@ -109,6 +109,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
 		var hold, failover bool
+		gate.Paused = n.isPaused()
 		start, hold, failover = gate.Step(time.Now(), cfg.Self, d, crashed, cfg.Single())
 		if !hold {
 			if start.ReplicaOf != nil {
@@ -135,7 +136,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	n.roles.setCause("started by the agent: " + start.Why)
 	replicaOf := start.ReplicaOf
 
-	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
+	rc := redisConf(cfg, replicaOf)
+	rc.Priority = n.priority(cfg)
+	conf := sentinel.RenderRedis(rc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)
@@ -260,6 +263,10 @@ func (n *node) failovers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-n.failover:
+			if n.isPaused() {
+				n.log.Warn("the master's redis died while the group is paused: no failover; it restarts as master")
+				continue
+			}
 			n.fastFailover(ctx, n.config())
 		}
 	}

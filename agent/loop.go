@@ -63,7 +63,8 @@ type loopState struct {
 	barked    time.Time      // the last WATCHDOG=1
 	announces sync.WaitGroup // gratuitous ARP bursts of the VIP
 
-	switching bool // a switchover runs
+	switching   bool // a switchover runs
+	prioApplied int  // the replica-priority last set on redis; -1 unknown
 	// retryUntil: the local sentinel lost an election; until then, look
 	// whether anybody won it (ha.RetryElection).
 	retryUntil time.Time
@@ -212,25 +213,35 @@ func (n *node) step(ctx context.Context, why trigger) trigger {
 		return onTick
 	}
 	q := n.round(ctx, cfg, now || st.fenced)
-
 	st.fence.After, st.fence.Every = time.Duration(cfg.Sentinel.FenceAfter), fenceEvery(cfg)
 	next := onTick
+	// Paused, no failover can happen, so no other master can appear: a
+	// fence would only cost writes. None is raised, and one left from
+	// before the pause is lifted as soon as the sentinels name this box.
+	paused := n.isPaused()
 	switch st.fence.Step(time.Now(), master, st.fenced, ha.Round{Reachable: q.Reachable, Majority: len(cfg.Peers)/2 + 1, Asked: q.At}) {
 	case ha.FenceClear:
 		st.fenced = false
 	case ha.FenceUp:
-		n.fence(ctx, cfg, q.Reachable)
-		next = onAgain // a fenced master waits for its answers: start now
+		if !paused {
+			n.fence(ctx, cfg, q.Reachable)
+			next = onAgain // a fenced master waits for its answers: start now
+		}
 	case ha.FenceCheck:
-		next = onAgain // ask now and wait: fence on the answers, not on this agent's delay
+		if !paused {
+			next = onAgain // ask now and wait: fence on the answers, not on this agent's delay
+		}
 	case ha.FenceDown:
+		n.unfence(ctx, cfg)
+	}
+	if paused && st.fenced && master {
 		n.unfence(ctx, cfg)
 	}
 	if ha.FenceDrift(st.view.S) && st.view.S.Fenced == st.fenced {
 		n.refence(ctx, cfg)
 	}
 
-	if !st.retryUntil.IsZero() {
+	if !st.retryUntil.IsZero() && !paused {
 		if time.Now().After(st.retryUntil) || n.retryElection(ctx, cfg) {
 			st.retryUntil = time.Time{}
 		}
@@ -361,6 +372,9 @@ func (n *node) unfence(ctx context.Context, cfg *config.Config) {
 		return // no verdict yet: stay fenced
 	}
 	rc := n.local.Redis()
+	if named != cfg.Self && n.isPaused() {
+		return // paused: no demotion; it stays fenced until resumed
+	}
 	if named != cfg.Self {
 		n.roles.setCause("demoted after isolation: the sentinels elected " + named.String())
 		if err := rc.ReplicaOf(actx, named); err != nil {

@@ -34,6 +34,8 @@ commands:
   check-config                   parse and validate the configuration only
   switchover [--to HOST[:PORT]]  planned master change with zero acknowledged writes lost
   history [--json]               this box's role changes with time, cause and replication offsets
+  pause [--for DURATION]         group-wide maintenance: no automatic failover, fencing or VIP move
+  resume                         end the pause
   version                        print the version
 
 every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
@@ -51,6 +53,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	confPath := fs.String("config", defaultConf, "base configuration file")
 	asJSON := fs.Bool("json", false, "status, history: print JSON")
 	to := fs.String("to", "", "switchover: the replica to promote, HOST[:PORT]")
+	pauseFor := fs.Duration("for", 0, "pause: end the pause by itself after this long (0: at resume)")
 	switch cmd {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -83,6 +86,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = switchoverCmd(ctx, *confPath, *to, stdout)
 	case "history":
 		err = history(*confPath, *asJSON, stdout)
+	case "pause":
+		err = pauseCmd(ctx, *confPath, *pauseFor, stdout)
+	case "resume":
+		err = resumeCmd(ctx, *confPath, stdout)
 	default:
 		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
 		return ExitUsage

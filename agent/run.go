@@ -53,6 +53,8 @@ type node struct {
 
 	gated    atomic.Bool                           // the restart gate holds redis down
 	adopted  struct{ redis, sentinel atomic.Bool } // taken over from the previous agent, to configure
+	pause    atomic.Pointer[sentinel.Pause]        // the group's pause last seen; nil: not paused
+	drained  atomic.Bool                           // this box is never promoted (drain)
 	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
 
@@ -99,6 +101,8 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
+	n.st.prioApplied = -1 // not known: set at the first observation
+	n.loadPause(cfg)
 	if past, err := readHistory(historyPath(cfg)); err != nil {
 		logger.Warn("read role history", "err", err)
 	} else {

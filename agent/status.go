@@ -44,16 +44,20 @@ type PeerStatus struct {
 // GroupStatus is the whole group: the basis of `status`, its exit code and
 // (later) the HTTP /status endpoint.
 type GroupStatus struct {
-	Name           string       `json:"name"`
-	Quorum         int          `json:"quorum"`
-	Master         string       `json:"master"`
-	SentinelsAgree int          `json:"sentinels_agree"`
-	Sentinels      int          `json:"sentinels"`
-	Healthy        bool         `json:"healthy"`
-	Problems       []string     `json:"problems"`
-	VIP            string       `json:"vip,omitempty"`         // vip.address, when configured
-	VIPHolders     []string     `json:"vip_holders,omitempty"` // the boxes known to hold it
-	Peers          []PeerStatus `json:"peers"`
+	Name           string   `json:"name"`
+	Quorum         int      `json:"quorum"`
+	Master         string   `json:"master"`
+	SentinelsAgree int      `json:"sentinels_agree"`
+	Sentinels      int      `json:"sentinels"`
+	Healthy        bool     `json:"healthy"`
+	Problems       []string `json:"problems"`
+	VIP            string   `json:"vip,omitempty"`         // vip.address, when configured
+	VIPHolders     []string `json:"vip_holders,omitempty"` // the boxes known to hold it
+	// Paused: the group is in maintenance (pause); PausedUntil, when set,
+	// is when that ends by itself.
+	Paused      bool         `json:"paused"`
+	PausedUntil string       `json:"paused_until,omitempty"`
+	Peers       []PeerStatus `json:"peers"`
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
@@ -92,7 +96,40 @@ func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
 		}()
 	}
 	wg.Wait()
-	return summarize(cfg, peers)
+	gs := summarize(cfg, peers)
+	gs.Paused, gs.PausedUntil = readGroupPause(ctx, cfg, gs)
+	return gs
+}
+
+// readGroupPause reads the pause from the master, else from the first box
+// that answers (a replica holds the same record).
+func readGroupPause(ctx context.Context, cfg *config.Config, gs GroupStatus) (bool, string) {
+	order := []string{gs.Master}
+	for _, p := range gs.Peers {
+		if p.Reachable {
+			order = append(order, p.Member)
+		}
+	}
+	for _, m := range order {
+		a, err := wire.ParseAddr(m, cfg.Redis.Port)
+		if m == "" || err != nil {
+			continue
+		}
+		c := sentinel.NewRedis(a, cfg.Password)
+		p, ok, err := c.ReadPause(ctx)
+		c.Close()
+		if err != nil {
+			continue
+		}
+		if !ok {
+			return false, ""
+		}
+		if p.Until.IsZero() {
+			return true, ""
+		}
+		return true, p.Until.UTC().Format(time.RFC3339)
+	}
+	return false, ""
 }
 
 func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus {
@@ -210,6 +247,13 @@ func printStatus(out io.Writer, gs GroupStatus) {
 		gs.Name, orDash(gs.Master), gs.SentinelsAgree, gs.Sentinels, gs.Quorum)
 	if gs.VIP != "" {
 		fmt.Fprintf(out, " · vip %s on %s", gs.VIP, orDash(strings.Join(gs.VIPHolders, ", ")))
+	}
+	if gs.Paused {
+		fmt.Fprintf(out, " · PAUSED (no automatic failover")
+		if gs.PausedUntil != "" {
+			fmt.Fprintf(out, " until %s", gs.PausedUntil)
+		}
+		fmt.Fprintf(out, ")")
 	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

@@ -61,6 +61,9 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	if len(cfg.Peers) < 2 {
 		return SwitchoverResult{}, fmt.Errorf("%w: single-box mode has no replica to switch to", errRefused)
 	}
+	if n.isPaused() {
+		return SwitchoverResult{}, errPaused
+	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
 	g := cfg.Group()
 	answers := g.AskAll(actx)

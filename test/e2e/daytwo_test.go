@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,4 +105,85 @@ func upgradeAgent(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box,
 		t.Fatalf("box %s: %q (%.12s) -> %q (%.12s): not a different build\n%s", m.Name, v0, sum0, v1, sum1, out)
 	}
 	t.Logf("box %s: upgraded %s -> %s", m.Name, strings.TrimPrefix(v0, "redis-ha-agent "), strings.TrimPrefix(v1, "redis-ha-agent "))
+}
+
+// pausedFor is how long the paused group's master box stays off.
+const pausedFor = 20 * time.Second
+
+// TestDayTwoPause: the group paused, then the master's box powered off for
+// 20 s: no failover while paused, the box comes back as master, and resume
+// converges with nothing lost.
+func TestDayTwoPause(t *testing.T) {
+	t.Parallel()
+	requireDeb(t, "RHA_DEB")
+	ctx := ctxFor(t, 10*time.Minute)
+	fg := newFaultGroup(t, ctx)
+	rep := fg.run(t, ctx, fault{name: "paused, master's box off 20 s, resumed", inject: pausedPowerOff})
+	t.Logf("pause on three boxes, default client (every sentinel listed):\n%s", faultcheck.Table([]faultcheck.Report{rep}))
+}
+
+func pausedPowerOff(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+	t.Logf("box %s: %s", others[0].Name, shIn(t, ctx, others[0], "redis-ha-agent pause"))
+	for _, bx := range fg.boxes {
+		err := eventually(ctx, 10*time.Second, func(ctx context.Context) error {
+			v, err := fg.metric(ctx, bx, "redis_ha_paused")
+			status := show(t, ctx, bx, unit, "StatusText")["StatusText"]
+			if err != nil || v != "1" || !strings.Contains(status, "PAUSED") {
+				return fmt.Errorf("box %s: redis_ha_paused %q (%v), STATUS=%q", bx.Name, v, err, status)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := shIn(t, ctx, others[1], "redis-ha-agent status || true"); !strings.Contains(out, "PAUSED") {
+		t.Errorf("status does not say paused:\n%s", out)
+	}
+	if err := m.PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pausedFor)
+	for _, bx := range others {
+		if m, err := fg.oneMaster(ctx, others); err == nil {
+			t.Errorf("box %s: %s promoted while paused", bx.Name, m)
+		}
+	}
+	if err := box.BootAll(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	err := eventually(ctx, 2*time.Minute, func(ctx context.Context) error {
+		if a := isActive(ctx, m, unit); a != "active" {
+			return fmt.Errorf("box %s: unit %s", m.Name, a)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("box %s: %s", others[1].Name, shIn(t, ctx, others[1], "redis-ha-agent resume"))
+}
+
+// metric reads one sample of a box's /metrics from the client namespace.
+func (fg *faultGroup) metric(ctx context.Context, bx *box.Box, name string) (string, error) {
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: fg.b.ClientDial}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+bx.Addr+":"+httpPort+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in /metrics", name)
 }
