@@ -90,6 +90,7 @@ func (n *node) adoptRedis(cfg *config.Config, pid int) (supervisor.Spec, error) 
 		return supervisor.Spec{}, fmt.Errorf("mark redis running: %w", err)
 	}
 	n.adopted.redis.Store(true)
+	n.loadStarted(cfg)
 	spec := n.redisSpec(cfg)
 	spec.Adopt = pid
 	return spec, nil
@@ -216,26 +217,30 @@ func (n *node) handOff(cfg *config.Config) {
 		return
 	}
 	n.log.Info("stopping the master: switching over to a replica first")
-	res, err := n.switchover(ctx, "")
-	if err != nil {
+	if err := n.handOverTo(ctx, cfg, ""); err != nil {
 		n.log.Warn("stopping the master without a switchover: the sentinels fail over after down_after", "err", err)
 		return
 	}
-	// This box's redis stops next and may start again at once: every
-	// sentinel must name the new master by then, or the restart would find
-	// the old one still most named and start as master beside it.
-	to, _ := wire.ParseAddr(res.To, cfg.Redis.Port)
+	n.log.Info("master role handed over before stopping")
+}
+
+// waitUnanimous waits until every sentinel that answers names the master
+// at to (ha.Unanimous), until ctx ends.
+func (n *node) waitUnanimous(ctx context.Context, cfg *config.Config, to string) {
+	m, err := wire.ParseAddr(to, cfg.Redis.Port)
+	if err != nil {
+		return
+	}
 	for {
 		actx, acancel := context.WithTimeout(ctx, probeTimeout)
 		answers := cfg.Group().AskAll(actx)
 		acancel()
-		if ha.Unanimous(answers, to, cfg.SentinelQuorum()) {
-			break
+		if ha.Unanimous(answers, m, cfg.SentinelQuorum()) {
+			return
 		}
 		if sleepCtx(ctx, 100*time.Millisecond) != nil {
-			n.log.Warn("stopping before every sentinel names the new master", "master", res.To)
-			break
+			n.log.Warn("not every sentinel names the new master yet", "master", to)
+			return
 		}
 	}
-	n.log.Info("master role handed over before stopping", "to", res.To, "writes_paused", res.Paused.Round(time.Millisecond))
 }

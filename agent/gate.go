@@ -139,6 +139,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	rc := redisConf(cfg, replicaOf)
 	rc.Priority = n.priority(cfg)
 	conf := sentinel.RenderRedis(rc)
+	n.noteStarted(cfg, rc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)

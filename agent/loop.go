@@ -164,6 +164,21 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 					switched <- struct{}{}
 				})
 				continue
+			case call := <-n.restartCalls:
+				if st.switching {
+					call.reply <- restartReply{err: errAlreadySwitching}
+					continue
+				}
+				st.switching = true
+				switchovers.Go(func() {
+					rctx, cancel := context.WithCancel(call.ctx)
+					defer cancel()
+					defer context.AfterFunc(ctx, cancel)()
+					msg, err := n.restartHere(rctx, call.pendingOnly)
+					call.reply <- restartReply{msg, err}
+					switched <- struct{}{}
+				})
+				continue
 			case <-switched:
 				st.switching = false
 				continue

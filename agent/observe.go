@@ -39,6 +39,7 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 		}
 	}
 	n.observePause(pctx, cfg, &s)
+	s.Pending = n.pendingRestart(cfg)
 	n.keepPriority(ctx, cfg)
 	var lag int64
 	if s.RedisUp && s.Role.Kind == "slave" {

@@ -55,13 +55,15 @@ type node struct {
 	adopted  struct{ redis, sentinel atomic.Bool } // taken over from the previous agent, to configure
 	pause    atomic.Pointer[sentinel.Pause]        // the group's pause last seen; nil: not paused
 	drained  atomic.Bool                           // this box is never promoted (drain)
+	started  atomic.Pointer[[]string]              // what only a restart changes of the running redis (sentinel.RestartOnly)
 	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
 
-	hooks       chan Change         // role changes for hooks.on_role_change
-	sentStarted chan struct{}       // the local sentinel (re)started: tune it
-	failover    chan struct{}       // the local master's redis died: ask for a failover now
-	switchovers chan switchoverCall // from the control socket into the loop
+	hooks        chan Change         // role changes for hooks.on_role_change
+	sentStarted  chan struct{}       // the local sentinel (re)started: tune it
+	failover     chan struct{}       // the local master's redis died: ask for a failover now
+	switchovers  chan switchoverCall // from the control socket into the loop
+	restartCalls chan restartCall    // from the control socket and other boxes into the loop
 
 	st loopState // the loop's own; no other goroutine touches it
 }
@@ -96,7 +98,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, notify: &notifier{log: logger},
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
-		switchovers: make(chan switchoverCall)}
+		switchovers: make(chan switchoverCall), restartCalls: make(chan restartCall)}
 	n.setConfig(cfg)
 	if err := n.prepare(cfg); err != nil {
 		return err
@@ -165,6 +167,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 		workers.Go(func() { n.tuneSentinels(sentCtx) })
 		workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
 		workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
+		workers.Go(func() { n.serveRequests(sentCtx) })
 		workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
 		if err := n.waitSentinel(ctx); err == nil {
 			s, _ := n.observe(ctx)

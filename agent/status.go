@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -37,8 +38,12 @@ type PeerStatus struct {
 	Fenced bool `json:"fenced"`
 	// VIPHeld: whether vip.address is on this box. Absent when no VIP is
 	// configured or nobody could tell (the box's HTTP API is off or down).
-	VIPHeld *bool  `json:"vip_held,omitempty"`
-	Error   string `json:"error,omitempty"`
+	VIPHeld *bool `json:"vip_held,omitempty"`
+	// PendingRestart says why the box's redis should restart (its binary
+	// was replaced on disk, a restart-only setting changed); from the box's
+	// /status, so unknown when its HTTP API is off or down.
+	PendingRestart string `json:"pending_restart,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // GroupStatus is the whole group: the basis of `status`, its exit code and
@@ -151,6 +156,9 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 		}
 	}
 	ps.VIPHeld = probeVIP(ctx, cfg, a)
+	if st, err := peerBoxStatus(ctx, cfg, a); err == nil {
+		ps.PendingRestart = st.PendingRestart
+	}
 	if len(cfg.Peers) > 0 {
 		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Password)
 		defer sc.Close()
@@ -288,6 +296,11 @@ func printStatus(out io.Writer, gs GroupStatus) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
+	for _, p := range gs.Peers {
+		if p.PendingRestart != "" {
+			fmt.Fprintf(out, "restart pending on %s: %s (redis-ha-agent restart --rolling --pending)\n", p.Member, p.PendingRestart)
+		}
+	}
 	if gs.Healthy {
 		fmt.Fprintln(out, "healthy")
 		return
@@ -314,40 +327,58 @@ func probeVIP(ctx context.Context, cfg *config.Config, a wire.Addr) *bool {
 	if a == cfg.Self {
 		return localVIPHeld(cfg)
 	}
-	held, err := peerVIPHeld(ctx, cfg, a.Host)
+	held, err := peerVIPHeld(ctx, cfg, a)
 	if err != nil {
 		return nil
 	}
 	return held
 }
 
-// peerVIPHeld asks host's HTTP API (on this box's http.listen port) for its
-// /status and returns its vip_held.
-func peerVIPHeld(ctx context.Context, cfg *config.Config, host string) (*bool, error) {
-	if cfg.HTTPListen == "" {
-		return nil, errors.New("vip: http api off: a peer's vip cannot be read")
-	}
-	_, port, err := net.SplitHostPort(cfg.HTTPListen)
+// peerVIPHeld asks the HTTP API of the box at a for its /status and returns
+// its vip_held.
+func peerVIPHeld(ctx context.Context, cfg *config.Config, a wire.Addr) (*bool, error) {
+	st, err := peerBoxStatus(ctx, cfg, a)
 	if err != nil {
-		return nil, fmt.Errorf("vip: http.listen: %w", err)
+		return nil, fmt.Errorf("vip: %w", err)
 	}
-	url := "http://" + net.JoinHostPort(host, port) + "/status"
+	return st.VIPHeld, nil
+}
+
+// peerBoxStatus asks the HTTP API of the box whose redis is at a for its
+// /status: what only that box's agent knows. Boxes listen on this box's
+// http.listen port; agents sharing one address (a lab, the loopback tests)
+// on ports as far apart as their redis ports.
+func peerBoxStatus(ctx context.Context, cfg *config.Config, a wire.Addr) (BoxStatus, error) {
+	var st BoxStatus
+	if cfg.HTTPListen == "" {
+		return st, errors.New("http api off: a peer's /status cannot be read")
+	}
+	_, p, err := net.SplitHostPort(cfg.HTTPListen)
+	if err != nil {
+		return st, fmt.Errorf("http.listen: %w", err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return st, fmt.Errorf("http.listen: %w", err)
+	}
+	if a.Host == cfg.Self.Host {
+		port += a.Port - cfg.Self.Port
+	}
+	host := a.Host
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+		return st, fmt.Errorf("get %s: %w", url, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+		return st, fmt.Errorf("get %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	var b struct {
-		VIPHeld *bool `json:"vip_held"`
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&st); err != nil {
+		return st, fmt.Errorf("get %s: %w", url, err)
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&b); err != nil {
-		return nil, fmt.Errorf("vip: get %s: %w", url, err)
-	}
-	return b.VIPHeld, nil
+	return st, nil
 }
 
 // vipProblems holds the VIP to what the reconcile loop promises: on the

@@ -33,8 +33,8 @@ type SwitchoverResult struct {
 // unsafe; nothing was changed.
 var errRefused = errors.New("switchover refused")
 
-// errAlreadySwitching refuses a second switchover while one runs.
-var errAlreadySwitching = fmt.Errorf("%w: a switchover is already running", errRefused)
+// errAlreadySwitching refuses a second switchover or restart while one runs.
+var errAlreadySwitching = fmt.Errorf("%w: a switchover or restart is already running", errRefused)
 
 // switchoverCall is a switchover request on its way into the loop, which
 // starts at most one at a time and answers on reply.

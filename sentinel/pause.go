@@ -20,8 +20,8 @@ const PauseKey = "redis-ha:pause"
 
 // Pause is the record under PauseKey.
 type Pause struct {
-	By    string    `json:"by"`              // the box whose CLI paused the group
-	At    time.Time `json:"at"`              // when
+	By    string    `json:"by"`             // the box whose CLI paused the group
+	At    time.Time `json:"at"`             // when
 	Until time.Time `json:"until,omitzero"` // zero: until resumed
 }
 

@@ -100,9 +100,9 @@ func TestClientFailsFast(t *testing.T) {
 }
 
 func TestParseServer(t *testing.T) {
-	info := "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\nexecutable:/usr/bin/redis-server\r\nconfig_file:/var/lib/redis-ha/redis.conf\r\n"
+	info := "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\nrun_id:abc\r\nexecutable:/usr/bin/redis-server\r\nconfig_file:/var/lib/redis-ha/redis.conf\r\n"
 	s, err := parseServer(info)
-	want := Server{PID: 4242, ConfigFile: "/var/lib/redis-ha/redis.conf"}
+	want := Server{PID: 4242, ConfigFile: "/var/lib/redis-ha/redis.conf", RunID: "abc"}
 	if err != nil || s != want {
 		t.Errorf("parseServer = %+v, %v; want %+v", s, err, want)
 	}

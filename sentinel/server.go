@@ -15,6 +15,7 @@ import (
 type Server struct {
 	PID        int    // process_id
 	ConfigFile string // config_file: the file it was started with
+	RunID      string // run_id: new at every start
 }
 
 // Server asks the redis-server for its INFO server.
@@ -53,6 +54,8 @@ func parseServer(info string) (Server, error) {
 			s.PID = pid
 		case "config_file":
 			s.ConfigFile = v
+		case "run_id":
+			s.RunID = v
 		}
 	}
 	if s.PID == 0 {

@@ -59,10 +59,14 @@ type Process struct {
 	pidFile string
 	cmd     *exec.Cmd // nil when adopted
 	pidfd   *os.File  // adopted only: the process, whose pid cannot be reused under it
-	log     *slog.Logger
-	tail    ring
-	done    chan struct{}
-	err     error // written before done is closed
+	exe     string    // the executable, resolved (Replaced)
+	// exeAtStart is the executable as it was on disk when this agent
+	// started the process; nil when adopted.
+	exeAtStart *fileID
+	log        *slog.Logger
+	tail       ring
+	done       chan struct{}
+	err        error // written before done is closed
 
 	mu     sync.Mutex // orders Signal against reaping, so a reused pid is never signalled
 	reaped bool
@@ -132,6 +136,7 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 	}
 
 	p := &Process{
+		exe:     executable(cmd.Path),
 		name:    name,
 		pid:     cmd.Process.Pid,
 		grace:   grace,
@@ -139,6 +144,9 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 		cmd:     cmd,
 		log:     log,
 		done:    make(chan struct{}),
+	}
+	if id, err := statID(p.exe); err == nil {
+		p.exeAtStart = &id
 	}
 	read := make(chan struct{})
 	go p.readOutput(r, read)

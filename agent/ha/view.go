@@ -32,6 +32,9 @@ type Snapshot struct {
 	// by itself (zero: at resume).
 	Paused      bool
 	PausedUntil time.Time
+	// Pending says why redis should restart ("" when nothing asks): its
+	// binary was replaced on disk, or a restart-only setting changed.
+	Pending string
 }
 
 // IsMaster: redis answers, as master.
@@ -121,6 +124,9 @@ func StatusLine(s Snapshot) string {
 			p += " until " + s.PausedUntil.UTC().Format(time.RFC3339)
 		}
 		parts = append(parts, p)
+	}
+	if s.Pending != "" {
+		parts = append(parts, "restart pending: "+s.Pending)
 	}
 	if s.ReloadErr != "" {
 		parts = append(parts, "reload refused: "+s.ReloadErr)

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -191,4 +194,124 @@ func TestPause(t *testing.T) {
 			t.Error("the returning old master brought the pause back")
 		}
 	})
+}
+
+// TestRollingRestart: restart --rolling restarts every redis, the master
+// last after one switchover, and loses nothing; restart --rolling --pending
+// restarts only the boxes whose redis binary was replaced on disk.
+func TestRollingRestart(t *testing.T) {
+	g := newGroup(t, 6480, "5s")
+	// Each box its own copy of redis-server, to replace on some boxes only.
+	real, err := filepath.EvalSymlinks("/usr/bin/redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := func(n *agentProc) string { return filepath.Join(n.dir, "redis-server") }
+	for _, n := range g.nodes {
+		copyFile(t, real, bin(n))
+		dropin := fmt.Sprintf("[redis]\nbinary = %q\n", bin(n))
+		if err := os.WriteFile(filepath.Join(n.dir, "conf.d", "20-binary.conf"), []byte(dropin), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.startAll()
+	master := g.waitConverged(60 * time.Second)
+	pids := func() map[int]int {
+		m := map[int]int{}
+		for _, n := range g.nodes {
+			m[n.i] = n.pid(t, "redis")
+		}
+		return m
+	}
+
+	t.Run("rolling", func(t *testing.T) {
+		before := pids()
+		w := startWriter(t, g)
+		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		began := time.Now()
+		out, code := cli(t, "restart", "--rolling", "--config", g.nodes[1].confPath())
+		t.Logf("restart --rolling (%s):\n%s", time.Since(began).Round(time.Millisecond), strings.TrimSpace(out))
+		if code != 0 {
+			t.Fatalf("restart --rolling: exit %d", code)
+		}
+		m := g.waitConverged(30 * time.Second)
+		if m == master {
+			t.Errorf("the master is still node %d: it should have switched over before its restart", m.i)
+		}
+		after := pids()
+		for i, p := range before {
+			if after[i] == p {
+				t.Errorf("node %d: redis pid %d unchanged: not restarted", i, p)
+			}
+		}
+		before2 := w.ackedCount()
+		testutil.WaitUntil(t, 10*time.Second, "writes on the new master", func() bool { return w.ackedCount() > before2+100 })
+		w.halt()
+		lost := w.lost(t, g.client(m))
+		t.Logf("acknowledged writes: %d, lost: %d, errors: %d", w.ackedCount(), len(lost), w.errors)
+		if len(lost) > 0 {
+			t.Fatalf("restart --rolling lost %d acknowledged writes", len(lost))
+		}
+		master = m
+	})
+
+	t.Run("pending", func(t *testing.T) {
+		out, code := cli(t, "restart", "--rolling", "--pending", "--config", g.nodes[0].confPath())
+		if code != 0 || strings.Contains(out, "restarted") {
+			t.Fatalf("restart --pending with nothing pending: exit %d\n%s", code, out)
+		}
+		// An upgrade of redis-server on two boxes, the master's among them.
+		var replaced []*agentProc
+		for _, n := range g.nodes {
+			if n == master || len(replaced) == 0 {
+				replaced = append(replaced, n)
+			}
+		}
+		for _, n := range replaced {
+			copyFile(t, real, bin(n)+".dpkg-new")
+			if err := os.Rename(bin(n)+".dpkg-new", bin(n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, n := range g.nodes {
+			want := "0"
+			if slices.Contains(replaced, n) {
+				want = "1"
+			}
+			testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("node %d: redis_ha_pending_restart %s", n.i, want), func() bool {
+				return metric(n, "redis_ha_pending_restart") == want
+			})
+		}
+		st, _ := cli(t, "status", "--config", g.nodes[1].confPath())
+		if strings.Count(st, "restart pending on") != 2 {
+			t.Errorf("status does not list the two pending restarts:\n%s", st)
+		}
+		before := pids()
+		out, code = cli(t, "restart", "--rolling", "--pending", "--config", g.nodes[1].confPath())
+		t.Logf("restart --rolling --pending:\n%s", strings.TrimSpace(out))
+		if code != 0 {
+			t.Fatalf("restart --rolling --pending: exit %d", code)
+		}
+		after := pids()
+		for _, n := range g.nodes {
+			if restarted := after[n.i] != before[n.i]; restarted != slices.Contains(replaced, n) {
+				t.Errorf("node %d: restarted %v, replaced binary %v", n.i, restarted, slices.Contains(replaced, n))
+			}
+			testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("node %d: nothing pending", n.i), func() bool {
+				return metric(n, "redis_ha_pending_restart") == "0"
+			})
+		}
+		g.waitConverged(30 * time.Second)
+	})
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -187,3 +187,70 @@ func (fg *faultGroup) metric(ctx context.Context, bx *box.Box, name string) (str
 	}
 	return "", fmt.Errorf("no %s in /metrics", name)
 }
+
+// TestDayTwoRestart: restart --rolling on three boxes (replicas first, then
+// one switchover, then the old master), then redis-server replaced on disk
+// on two boxes, the master's among them, and restart --rolling --pending,
+// which must restart exactly those two.
+func TestDayTwoRestart(t *testing.T) {
+	t.Parallel()
+	requireDeb(t, "RHA_DEB")
+	ctx := ctxFor(t, 12*time.Minute)
+	fg := newFaultGroup(t, ctx)
+	var reps []faultcheck.Report
+	reps = append(reps, fg.run(t, ctx, fault{name: "restart --rolling", failovers: 1, outage: time.Second,
+		inject: func(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+			before := fg.redisPids(t, ctx)
+			t.Logf("box %s: redis-ha-agent restart --rolling:\n%s", others[0].Name, shIn(t, ctx, others[0], "redis-ha-agent restart --rolling 2>&1"))
+			after := fg.redisPids(t, ctx)
+			for name, pid := range before {
+				if after[name] == pid {
+					t.Errorf("box %s: redis pid %s unchanged: not restarted", name, pid)
+				}
+			}
+		}}))
+	reps = append(reps, fg.run(t, ctx, fault{name: "redis-server replaced on 2 boxes, restart --rolling --pending", failovers: 1, outage: time.Second,
+		inject: func(t *testing.T, ctx context.Context, fg *faultGroup, m *box.Box, others []*box.Box) {
+			replaced := map[string]bool{m.Name: true, others[0].Name: true}
+			for _, bx := range []*box.Box{m, others[0]} {
+				// As dpkg unpacks a new redis-server: a new file renamed over the old.
+				shIn(t, ctx, bx, `f=$(readlink -f /usr/bin/redis-server) && cp -p "$f" "$f.dpkg-new" && mv "$f.dpkg-new" "$f"`)
+			}
+			for _, bx := range fg.boxes {
+				want := "0"
+				if replaced[bx.Name] {
+					want = "1"
+				}
+				err := eventually(ctx, 10*time.Second, func(ctx context.Context) error {
+					if v, err := fg.metric(ctx, bx, "redis_ha_pending_restart"); err != nil || v != want {
+						return fmt.Errorf("box %s: redis_ha_pending_restart %q (%v), want %s", bx.Name, v, err, want)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Logf("box %s: redis-ha-agent status:\n%s", others[1].Name, shIn(t, ctx, others[1], "redis-ha-agent status 2>&1 || true"))
+			before := fg.redisPids(t, ctx)
+			t.Logf("box %s: redis-ha-agent restart --rolling --pending:\n%s", others[1].Name,
+				shIn(t, ctx, others[1], "redis-ha-agent restart --rolling --pending 2>&1"))
+			after := fg.redisPids(t, ctx)
+			for name, pid := range before {
+				if restarted := after[name] != pid; restarted != replaced[name] {
+					t.Errorf("box %s: restarted %v, its redis-server replaced %v", name, restarted, replaced[name])
+				}
+			}
+		}}))
+	t.Logf("restarts on three boxes, default client (every sentinel listed):\n%s", faultcheck.Table(reps))
+}
+
+// redisPids reads every box's redis pid.
+func (fg *faultGroup) redisPids(t *testing.T, ctx context.Context) map[string]string {
+	t.Helper()
+	pids := map[string]string{}
+	for _, bx := range fg.boxes {
+		pids[bx.Name] = shIn(t, ctx, bx, "cat "+redisPid)
+	}
+	return pids
+}
