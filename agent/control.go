@@ -56,6 +56,14 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 		reply(w, "switchover", controlReply{Result: &res, Message: fmt.Sprintf("switchover: %s -> %s in %s (writes paused %s)",
 			res.From, res.To, res.Took.Round(time.Millisecond), res.Paused.Round(time.Millisecond))}, err)
 	})
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := n.requestOp(r.Context(), n.drainHere)
+		reply(w, "drain", controlReply{Message: msg}, err)
+	})
+	mux.HandleFunc("POST /undrain", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := n.requestOp(r.Context(), n.undrainHere)
+		reply(w, "undrain", controlReply{Message: msg}, err)
+	})
 	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
 		msg, err := n.requestRestart(r.Context(), r.URL.Query().Get("pending") == "true")
 		reply(w, "restart", controlReply{Message: msg}, err)
@@ -78,18 +86,13 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 
 // requestSwitchover hands a switchover to the loop and waits for its result.
 func (n *node) requestSwitchover(ctx context.Context, to string) (SwitchoverResult, error) {
-	call := switchoverCall{ctx: ctx, to: to, reply: make(chan switchoverReply, 1)}
-	select {
-	case n.switchovers <- call:
-	case <-ctx.Done():
-		return SwitchoverResult{}, ctx.Err()
-	}
-	select {
-	case r := <-call.reply:
-		return r.res, r.err
-	case <-ctx.Done():
-		return SwitchoverResult{}, ctx.Err()
-	}
+	var res SwitchoverResult
+	_, err := n.requestOp(ctx, func(ctx context.Context) (string, error) {
+		var err error
+		res, err = n.switchover(ctx, to)
+		return "", err
+	})
+	return res, err
 }
 
 // switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the

@@ -63,7 +63,7 @@ type loopState struct {
 	barked    time.Time      // the last WATCHDOG=1
 	announces sync.WaitGroup // gratuitous ARP bursts of the VIP
 
-	switching   bool // a switchover runs
+	switching   bool // an operation (switchover, restart, drain) runs
 	prioApplied int  // the replica-priority last set on redis; -1 unknown
 	// retryUntil: the local sentinel lost an election; until then, look
 	// whether anybody won it (ha.RetryElection).
@@ -104,7 +104,7 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 		n.notify.watchdog()
 		n.st.barked = time.Now()
 	}
-	switched := make(chan struct{}, 1) // one switchover at a time; it never waits for the loop
+	switched := make(chan struct{}, 1) // one operation (switchover, restart, drain) at a time; it never waits for the loop
 	var switchovers sync.WaitGroup
 	defer func() {
 		switchovers.Wait()
@@ -148,34 +148,19 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 				n.log.Info("configuration directory changed: reloading")
 				n.reload(ctx)
 				continue
-			case call := <-n.switchovers:
+			case call := <-n.ops:
 				if st.switching {
-					call.reply <- switchoverReply{err: errAlreadySwitching}
+					call.reply <- opReply{err: errAlreadySwitching}
 					continue
 				}
 				st.switching = true
 				switchovers.Go(func() {
 					// It ends with the request or with the agent.
-					sctx, cancel := context.WithCancel(call.ctx)
-					defer cancel()
-					defer context.AfterFunc(ctx, cancel)()
-					res, err := n.switchover(sctx, call.to)
-					call.reply <- switchoverReply{res, err}
-					switched <- struct{}{}
-				})
-				continue
-			case call := <-n.restartCalls:
-				if st.switching {
-					call.reply <- restartReply{err: errAlreadySwitching}
-					continue
-				}
-				st.switching = true
-				switchovers.Go(func() {
 					rctx, cancel := context.WithCancel(call.ctx)
 					defer cancel()
 					defer context.AfterFunc(ctx, cancel)()
-					msg, err := n.restartHere(rctx, call.pendingOnly)
-					call.reply <- restartReply{msg, err}
+					msg, err := call.run(rctx)
+					call.reply <- opReply{msg, err}
 					switched <- struct{}{}
 				})
 				continue

@@ -36,6 +36,7 @@ commands:
   history [--json]               this box's role changes with time, cause and replication offsets
   pause [--for DURATION]         group-wide maintenance: no automatic failover, fencing or VIP move
   resume                         end the pause
+  drain | undrain                this box hands off the master role and is never promoted until undrained
   restart [--rolling] [--pending]
                                  restart redis here (a master switches over first), or on every box,
                                  replicas first, one at a time; --pending: only where the binary or a
@@ -96,6 +97,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = pauseCmd(ctx, *confPath, *pauseFor, stdout)
 	case "resume":
 		err = resumeCmd(ctx, *confPath, stdout)
+	case "drain", "undrain":
+		err = drainCmd(ctx, *confPath, cmd == "undrain", stdout)
 	case "restart":
 		err = restartCmd(ctx, *confPath, *rolling, *pendingOnly, stdout)
 	default:

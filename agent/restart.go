@@ -41,14 +41,16 @@ const (
 	reqRestartPending = "restart-pending"
 )
 
-// restartCall is a restart request on its way into the loop.
-type restartCall struct {
-	ctx         context.Context
-	pendingOnly bool
-	reply       chan restartReply // buffered
+// opCall is an operation on this box (restart, drain, undrain) on its way
+// into the loop, which runs one at a time, switchovers included, and answers
+// on reply.
+type opCall struct {
+	ctx   context.Context
+	run   func(context.Context) (string, error)
+	reply chan opReply // buffered: the loop never waits for the caller
 }
 
-type restartReply struct {
+type opReply struct {
 	msg string
 	err error
 }
@@ -177,9 +179,14 @@ func (n *node) handOverTo(ctx context.Context, cfg *config.Config, to string) er
 
 // requestRestart hands a restart to the loop and waits for its result.
 func (n *node) requestRestart(ctx context.Context, pendingOnly bool) (string, error) {
-	call := restartCall{ctx: ctx, pendingOnly: pendingOnly, reply: make(chan restartReply, 1)}
+	return n.requestOp(ctx, func(ctx context.Context) (string, error) { return n.restartHere(ctx, pendingOnly) })
+}
+
+// requestOp hands an operation to the loop and waits for its result.
+func (n *node) requestOp(ctx context.Context, run func(context.Context) (string, error)) (string, error) {
+	call := opCall{ctx: ctx, run: run, reply: make(chan opReply, 1)}
 	select {
-	case n.restartCalls <- call:
+	case n.ops <- call:
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}

@@ -59,11 +59,10 @@ type node struct {
 	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
 
-	hooks        chan Change         // role changes for hooks.on_role_change
-	sentStarted  chan struct{}       // the local sentinel (re)started: tune it
-	failover     chan struct{}       // the local master's redis died: ask for a failover now
-	switchovers  chan switchoverCall // from the control socket into the loop
-	restartCalls chan restartCall    // from the control socket and other boxes into the loop
+	hooks       chan Change   // role changes for hooks.on_role_change
+	sentStarted chan struct{} // the local sentinel (re)started: tune it
+	failover    chan struct{} // the local master's redis died: ask for a failover now
+	ops         chan opCall   // switchover, restart, drain: from the control socket and other boxes into the loop
 
 	st loopState // the loop's own; no other goroutine touches it
 }
@@ -98,13 +97,14 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, notify: &notifier{log: logger},
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
-		switchovers: make(chan switchoverCall), restartCalls: make(chan restartCall)}
+		ops: make(chan opCall)}
 	n.setConfig(cfg)
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
 	n.st.prioApplied = -1 // not known: set at the first observation
 	n.loadPause(cfg)
+	n.loadDrained(cfg)
 	if past, err := readHistory(historyPath(cfg)); err != nil {
 		logger.Warn("read role history", "err", err)
 	} else {

@@ -43,7 +43,12 @@ type PeerStatus struct {
 	// was replaced on disk, a restart-only setting changed); from the box's
 	// /status, so unknown when its HTTP API is off or down.
 	PendingRestart string `json:"pending_restart,omitempty"`
-	Error          string `json:"error,omitempty"`
+	// Drained: the box is never promoted until undrained (from its /status).
+	Drained bool `json:"drained,omitempty"`
+	// ConfiguredPeers is the box's cluster.peers (its /status only): check
+	// compares them across boxes.
+	ConfiguredPeers []string `json:"configured_peers,omitempty"`
+	Error           string   `json:"error,omitempty"`
 }
 
 // GroupStatus is the whole group: the basis of `status`, its exit code and
@@ -157,7 +162,7 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 	}
 	ps.VIPHeld = probeVIP(ctx, cfg, a)
 	if st, err := peerBoxStatus(ctx, cfg, a); err == nil {
-		ps.PendingRestart = st.PendingRestart
+		ps.PendingRestart, ps.Drained = st.PendingRestart, st.Drained
 	}
 	if len(cfg.Peers) > 0 {
 		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Password)
@@ -297,6 +302,9 @@ func printStatus(out io.Writer, gs GroupStatus) {
 	}
 	tw.Flush()
 	for _, p := range gs.Peers {
+		if p.Drained {
+			fmt.Fprintf(out, "drained: %s is never promoted until undrained\n", p.Member)
+		}
 		if p.PendingRestart != "" {
 			fmt.Fprintf(out, "restart pending on %s: %s (redis-ha-agent restart --rolling --pending)\n", p.Member, p.PendingRestart)
 		}

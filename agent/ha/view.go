@@ -35,6 +35,7 @@ type Snapshot struct {
 	// Pending says why redis should restart ("" when nothing asks): its
 	// binary was replaced on disk, or a restart-only setting changed.
 	Pending string
+	Drained bool // this box is never promoted (drain)
 }
 
 // IsMaster: redis answers, as master.
@@ -124,6 +125,9 @@ func StatusLine(s Snapshot) string {
 			p += " until " + s.PausedUntil.UTC().Format(time.RFC3339)
 		}
 		parts = append(parts, p)
+	}
+	if s.Drained {
+		parts = append(parts, "DRAINED: never promoted until undrained")
 	}
 	if s.Pending != "" {
 		parts = append(parts, "restart pending: "+s.Pending)

@@ -162,8 +162,13 @@ func TestPause(t *testing.T) {
 		if out, code := cli(t, "pause", "--config", g.nodes[1].confPath()); code != 0 {
 			t.Fatalf("pause: exit %d\n%s", code, out)
 		}
-		redisPid := master.pid(t, "redis")
+		redisPid, sentPid := master.pid(t, "redis"), master.pid(t, "sentinel")
 		master.kill(t) // the agent first: nobody restarts redis
+		defer func() {
+			if t.Failed() { // no agent left to stop the sentinel it outlived
+				_ = syscall.Kill(sentPid, syscall.SIGKILL)
+			}
+		}()
 		_ = syscall.Kill(redisPid, syscall.SIGKILL)
 		time.Sleep(5 * time.Second) // down_after 2 s: a failover would be under way
 		for _, n := range g.nodes {
@@ -314,4 +319,86 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDrain: the master's box drained hands its role over and is never
+// promoted, across an agent restart, until undrained; draining a second box
+// of three is refused, since the group would have nobody to fail over to.
+func TestDrain(t *testing.T) {
+	g := newGroup(t, 6480, "2s")
+	g.startAll()
+	master := g.waitConverged(60 * time.Second)
+
+	w := startWriter(t, g)
+	testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+	out, code := cli(t, "drain", "--config", master.confPath())
+	t.Logf("drain on the master's box: %s", strings.TrimSpace(out))
+	if code != 0 {
+		t.Fatalf("drain: exit %d", code)
+	}
+	next := g.waitConverged(30 * time.Second)
+	if next == master {
+		t.Fatal("the drained box is still the master")
+	}
+	if p := g.priority(master); p != "0" || metric(master, "redis_ha_drained") != "1" {
+		t.Errorf("drained box: replica-priority %s, redis_ha_drained %s", p, metric(master, "redis_ha_drained"))
+	}
+	w.halt()
+	if lost := w.lost(t, g.client(next)); len(lost) > 0 {
+		t.Errorf("drain lost %d acknowledged writes", len(lost))
+	}
+
+	var third *agentProc
+	for _, n := range g.nodes {
+		if n != master && n != next {
+			third = n
+		}
+	}
+	out, code = cli(t, "drain", "--config", third.confPath())
+	if code != 1 || !strings.Contains(out, "promotable") {
+		t.Errorf("draining a second box of three: exit %d, want 1 and a refusal naming the promotable replicas:\n%s", code, out)
+	}
+	t.Logf("second drain: %s", strings.TrimSpace(out))
+
+	master.kill(t)
+	master.start(t)
+	testutil.WaitUntil(t, 30*time.Second, "the drained box's agent back", func() bool { return metric(master, "redis_ha_up") == "1" })
+	if p := g.priority(master); p != "0" || metric(master, "redis_ha_drained") != "1" {
+		t.Errorf("drained box after an agent restart: replica-priority %s, redis_ha_drained %s", p, metric(master, "redis_ha_drained"))
+	}
+
+	// The master fails: the drained box is passed over for the third.
+	if err := syscall.Kill(next.pid(t, "redis"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if m := g.waitConverged(60 * time.Second); m != third {
+		t.Fatalf("after the master's redis died the group converged on node %d, want node %d (the other is drained)", m.i, third.i)
+	}
+
+	out, code = cli(t, "undrain", "--config", master.confPath())
+	if code != 0 {
+		t.Fatalf("undrain: exit %d\n%s", code, out)
+	}
+	testutil.WaitUntil(t, 5*time.Second, "priority back", func() bool {
+		return g.priority(master) == "100" && metric(master, "redis_ha_drained") == "0"
+	})
+
+	// check compares the boxes' peer lists.
+	out, _ = cli(t, "check", "--config", g.nodes[0].confPath())
+	if !strings.Contains(out, "every box lists the same 3 peers") {
+		t.Errorf("check with every peer list alike:\n%s", out)
+	}
+	odd := g.nodes[2]
+	dropin := filepath.Join(odd.dir, "conf.d", "30-peers.conf")
+	peers := `[cluster]
+peers = ["127.0.0.1:6481", "127.0.0.1:6482", "127.0.0.1:6483", "127.0.0.1:6484"]
+`
+	if err := os.WriteFile(dropin, []byte(peers), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitUntil(t, 10*time.Second, "check to see the odd peer list", func() bool {
+		out, code = cli(t, "check", "--config", g.nodes[0].confPath())
+		return code == 1 && strings.Contains(out, "FAIL  peer 127.0.0.1:6483 lists peers [127.0.0.1:6481, 127.0.0.1:6482, 127.0.0.1:6483, 127.0.0.1:6484]")
+	})
+	t.Logf("check with one box's peer list edited:\n%s", out)
 }
