@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
@@ -110,6 +112,11 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	default:
 		report(true, false, "%d peers, quorum %d: survives the loss of %d box(es)", n, cfg.Quorum, (n-1)/2)
 	}
+	if len(cfg.Peers) > 0 {
+		for _, line := range peerListDiffs(ctx, cfg) {
+			report(line.ok, line.warn, "%s", line.text)
+		}
+	}
 	if failed {
 		return errUnhealthy
 	}
@@ -121,6 +128,60 @@ func reachable(ok bool) string {
 		return "reachable"
 	}
 	return "unreachable"
+}
+
+type checkLine struct {
+	ok, warn bool
+	text     string
+}
+
+// peerListDiffs compares this box's cluster.peers with every other box's,
+// as each box's agent reports them in /status: membership is changed by
+// editing the peers on every box, and until every box lists the same ones
+// the sentinels and agents disagree on who belongs.
+func peerListDiffs(ctx context.Context, cfg *config.Config) []checkLine {
+	mine := peerList(addrStrings(cfg.Peers))
+	var lines []checkLine
+	same := 0
+	for _, a := range cfg.Peers {
+		if a == cfg.Self {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := peerBoxStatus(cctx, cfg, a)
+		cancel()
+		switch {
+		case err != nil:
+			lines = append(lines, checkLine{warn: true, text: fmt.Sprintf("peer %s: its peer list cannot be read: %v", a, err)})
+		case st.ConfiguredPeers == nil:
+			lines = append(lines, checkLine{warn: true, text: fmt.Sprintf("peer %s: its agent does not report its peer list (an older version?)", a)})
+		case peerList(st.ConfiguredPeers) != mine:
+			lines = append(lines, checkLine{text: fmt.Sprintf("peer %s lists peers [%s], this box [%s]: edit cluster.peers alike on every box",
+				a, peerList(st.ConfiguredPeers), mine)})
+		default:
+			same++
+		}
+	}
+	if same == len(cfg.Peers)-1 {
+		lines = append(lines, checkLine{ok: true, text: fmt.Sprintf("every box lists the same %d peers", len(cfg.Peers))})
+	}
+	return lines
+}
+
+// peerList is a peer list in a form that compares alike whatever the
+// order.
+func peerList(peers []string) string {
+	s := slices.Clone(peers)
+	slices.Sort(s)
+	return strings.Join(s, ", ")
+}
+
+func addrStrings(as []wire.Addr) []string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return s
 }
 
 func dialOK(ctx context.Context, a wire.Addr) bool {

@@ -86,6 +86,9 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	cfg := n.config()
 	var marker, stoppedCleanly bool
 	if last == nil {
+		if pid, ok := n.running(ctx, cfg, redisConfPath(cfg), n.local.Redis().Server); ok {
+			return n.adoptRedis(cfg, pid)
+		}
 		_, err := os.Lstat(runningMarker(cfg))
 		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
@@ -112,6 +115,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
 		var hold, failover bool
+		gate.Paused = n.isPaused()
 		start, hold, failover = gate.Step(time.Now(), cfg.Self, d, crashed, cfg.Single())
 		if !hold {
 			if start.ReplicaOf != nil {
@@ -141,7 +145,10 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	if err := n.writeTLS(cfg); err != nil {
 		return supervisor.Spec{}, err
 	}
-	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
+	rc := redisConf(cfg, replicaOf)
+	rc.Priority = n.priority(cfg)
+	conf := sentinel.RenderRedis(rc)
+	n.noteStarted(cfg, rc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)
@@ -149,15 +156,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	if err := atomicfile.WriteFile(runningMarker(cfg), []byte("running\n"), 0o644, -1, -1); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("mark redis running: %w", err)
 	}
-	return supervisor.Spec{
-		Name:       "redis",
-		Path:       cfg.Redis.Binary,
-		Args:       []string{redisConfPath(cfg)},
-		Dir:        cfg.Node.DataDir,
-		Credential: n.cred,
-		StopGrace:  childStopWait,
-		PidFile:    redisPidFile(cfg),
-	}, nil
+	return n.redisSpec(cfg), nil
 }
 
 // fastFailover asks a sentinel — ours first, else a peer's — for an immediate
@@ -274,6 +273,10 @@ func (n *node) failovers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-n.failover:
+			if n.isPaused() {
+				n.log.Warn("the master's redis died while the group is paused: no failover; it restarts as master")
+				continue
+			}
 			n.fastFailover(ctx, n.config())
 		}
 	}
@@ -360,6 +363,15 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		}
 		cfg, changed = n.configAndChange()
 	}
+	if last == nil {
+		if pid, ok := n.running(ctx, cfg, sentinelConfPath(cfg), n.local.Sentinel().Server); ok {
+			n.log.Info("sentinel of the previous agent is running: adopting it", "pid", pid)
+			n.adopted.sentinel.Store(true)
+			spec := n.sentinelSpec(cfg)
+			spec.Adopt = pid
+			return spec, nil
+		}
+	}
 	myid, err := n.myID(cfg)
 	if err != nil {
 		return supervisor.Spec{}, err
@@ -383,15 +395,7 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render sentinel.conf: %w", err)
 	}
-	return supervisor.Spec{
-		Name:       "sentinel",
-		Path:       cfg.Redis.Binary,
-		Args:       []string{sentinelConfPath(cfg), "--sentinel"},
-		Dir:        cfg.Node.DataDir,
-		Credential: n.cred,
-		StopGrace:  childStopWait,
-		PidFile:    sentPidFile(cfg),
-	}, nil
+	return n.sentinelSpec(cfg), nil
 }
 
 // myID returns this node's sentinel id, created once and kept in the state

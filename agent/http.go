@@ -35,6 +35,7 @@ import (
 type BoxStatus struct {
 	PeerStatus
 	Gated   bool   `json:"restart_gated"`
+	Paused  bool   `json:"paused"`
 	Healthy bool   `json:"healthy"`
 	Status  string `json:"status"` // the STATUS= line
 }
@@ -74,7 +75,11 @@ func (v view) fresh() bool                 { return v.Fresh(v.now) }
 func (v view) box() BoxStatus {
 	s := v.S
 	b := BoxStatus{PeerStatus: PeerStatus{Member: s.Self.String(), Role: "down", Fenced: s.Fenced},
-		Gated: s.Gated, Healthy: v.healthy(), Status: ha.StatusLine(s)}
+		Gated: s.Gated, Paused: s.Paused, Healthy: v.healthy(), Status: ha.StatusLine(s)}
+	b.PendingRestart, b.Drained = s.Pending, s.Drained
+	if v.cfg != nil {
+		b.ConfiguredPeers = addrStrings(v.cfg.Peers)
+	}
 	if s.RedisUp {
 		b.Reachable, b.Offset = true, s.Role.Offset
 		b.Role = "master"
@@ -324,6 +329,9 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.S.InSync)))
 	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.S.Fenced))
 	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.S.Gated))
+	metric("redis_ha_pending_restart", "gauge", "Whether redis should restart: its binary was replaced on disk or a restart-only setting changed.", boolv(v.S.Pending != ""))
+	metric("redis_ha_drained", "gauge", "Whether this box is drained: never promoted until undrained.", boolv(v.S.Drained))
+	metric("redis_ha_paused", "gauge", "Whether the group is paused for maintenance: no automatic failover, fencing or VIP move.", boolv(v.S.Paused))
 	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels that answered this agent's last round.", val(int64(v.Q.Reachable)))
 	metric("redis_ha_sentinels_usable", "gauge", "Sentinels the local sentinel counts as usable (CKQUORUM).", val(int64(v.S.Usable)))
 	metric("redis_ha_role_changes_total", "counter", "Role changes of the local redis since the agent started.", val(int64(v.counts.roleChanges)))

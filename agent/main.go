@@ -34,6 +34,13 @@ commands:
   check-config                   parse and validate the configuration only
   switchover [--to HOST[:PORT]]  planned master change with zero acknowledged writes lost
   history [--json]               this box's role changes with time, cause and replication offsets
+  pause [--for DURATION]         group-wide maintenance: no automatic failover, fencing or VIP move
+  resume                         end the pause
+  drain | undrain                this box hands off the master role and is never promoted until undrained
+  restart [--rolling] [--pending]
+                                 restart redis here (a master switches over first), or on every box,
+                                 replicas first, one at a time; --pending: only where the binary or a
+                                 restart-only setting changed
   version                        print the version
 
 every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
@@ -51,6 +58,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	confPath := fs.String("config", defaultConf, "base configuration file")
 	asJSON := fs.Bool("json", false, "status, history: print JSON")
 	to := fs.String("to", "", "switchover: the replica to promote, HOST[:PORT]")
+	pauseFor := fs.Duration("for", 0, "pause: end the pause by itself after this long (0: at resume)")
+	rolling := fs.Bool("rolling", false, "restart: every box, replicas first, the master last")
+	pendingOnly := fs.Bool("pending", false, "restart: only where a restart is pending")
 	switch cmd {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -83,6 +93,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = switchoverCmd(ctx, *confPath, *to, stdout)
 	case "history":
 		err = history(*confPath, *asJSON, stdout)
+	case "pause":
+		err = pauseCmd(ctx, *confPath, *pauseFor, stdout)
+	case "resume":
+		err = resumeCmd(ctx, *confPath, stdout)
+	case "drain", "undrain":
+		err = drainCmd(ctx, *confPath, cmd == "undrain", stdout)
+	case "restart":
+		err = restartCmd(ctx, *confPath, *rolling, *pendingOnly, stdout)
 	default:
 		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
 		return ExitUsage

@@ -38,6 +38,10 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 			s.Usable = u
 		}
 	}
+	n.observePause(pctx, cfg, &s)
+	s.Pending = n.pendingRestart(cfg)
+	s.Drained = n.drained.Load()
+	n.keepPriority(ctx, cfg)
 	var lag int64
 	if s.RedisUp && s.Role.Kind == "slave" {
 		lag = n.local.Lag(pctx, s.Role)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -161,6 +162,12 @@ func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 		n.log.Error("reload: tls files", "err", err)
 	}
 	set, restart := sentinel.Diff(redisConf(cur, nil).Directives(), redisConf(next, nil).Directives())
+	// A changed node.priority reaches redis through keepPriority, which
+	// knows whether a pause or a drain holds it at 0.
+	set = slices.DeleteFunc(set, func(kv [2]string) bool { return kv[0] == "replica-priority" })
+	if cur.Node.Priority != next.Node.Priority {
+		n.st.prioApplied = -1
+	}
 	if cur.Redis.Binary != next.Redis.Binary {
 		restart = "redis.binary changed"
 	}

@@ -51,14 +51,18 @@ type node struct {
 
 	redis, sentinel *supervisor.Child
 
-	gated    atomic.Bool               // the restart gate holds redis down
-	pub      atomic.Pointer[published] // what the loop last saw, for the HTTP API
+	gated    atomic.Bool                           // the restart gate holds redis down
+	adopted  struct{ redis, sentinel atomic.Bool } // taken over from the previous agent, to configure
+	pause    atomic.Pointer[sentinel.Pause]        // the group's pause last seen; nil: not paused
+	drained  atomic.Bool                           // this box is never promoted (drain)
+	started  atomic.Pointer[[]string]              // what only a restart changes of the running redis (sentinel.RestartOnly)
+	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
 
-	hooks       chan Change         // role changes for hooks.on_role_change
-	sentStarted chan struct{}       // the local sentinel (re)started: tune it
-	failover    chan struct{}       // the local master's redis died: ask for a failover now
-	switchovers chan switchoverCall // from the control socket into the loop
+	hooks       chan Change   // role changes for hooks.on_role_change
+	sentStarted chan struct{} // the local sentinel (re)started: tune it
+	failover    chan struct{} // the local master's redis died: ask for a failover now
+	ops         chan opCall   // switchover, restart, drain: from the control socket and other boxes into the loop
 
 	st loopState // the loop's own; no other goroutine touches it
 
@@ -99,11 +103,14 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	defer signal.Stop(hup)
 	n := &node{log: logger, path: path, env: env, notify: &notifier{log: logger},
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
-		switchovers: make(chan switchoverCall)}
+		ops: make(chan opCall)}
 	n.setConfig(cfg)
 	if err := n.prepare(cfg); err != nil {
 		return err
 	}
+	n.st.prioApplied = -1 // not known: set at the first observation
+	n.loadPause(cfg)
+	n.loadDrained(cfg)
 	if past, err := readHistory(historyPath(cfg)); err != nil {
 		logger.Warn("read role history", "err", err)
 	} else {
@@ -148,38 +155,61 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 		}
 	})
 
-	if err := n.waitReady(ctx); err != nil {
-		stopRedis()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	workers.Go(func() {
-		if err := n.sentinel.Run(sentCtx); err != nil {
-			errc <- fmt.Errorf("sentinel: %w", err)
-		}
-	})
-	workers.Go(func() { n.tuneSentinels(sentCtx) })
-	workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
-	workers.Go(func() { n.rotations(sentCtx) })
-	workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
-	workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
-
 	var loopErr error
-	if err := n.waitSentinel(ctx); err == nil {
-		s, _ := n.observe(ctx)
-		n.notify.ready(ha.StatusLine(s))
-		logger.Info("ready")
-		loopErr = n.loop(ctx, errc, hup)
+	sentRunning := false
+	if err := n.waitReady(ctx); err != nil {
+		if ctx.Err() == nil {
+			loopErr = err
+		}
+	} else {
+		if n.adopted.redis.Load() {
+			n.configureAdopted(ctx, n.config())
+		}
+		sentRunning = true
+		workers.Go(func() {
+			if err := n.sentinel.Run(sentCtx); err != nil {
+				errc <- fmt.Errorf("sentinel: %w", err)
+			}
+		})
+		workers.Go(func() { n.tuneSentinels(sentCtx) })
+		workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
+		workers.Go(func() { n.rotations(sentCtx) })
+		workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
+		workers.Go(func() { n.serveRequests(sentCtx) })
+		workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
+		if err := n.waitSentinel(ctx); err == nil {
+			s, _ := n.observe(ctx)
+			n.notify.ready(ha.StatusLine(s))
+			logger.Info("ready")
+			loopErr = n.loop(ctx, errc, hup)
+		}
 	}
 
 	n.notify.stopping()
+	// A restart of the unit (systemctl restart, a package upgrade) leaves
+	// redis and sentinel serving for the next agent to adopt; a stop takes
+	// them down, the master handing its role over first.
+	if ctx.Err() != nil && loopErr == nil && n.restarting(context.WithoutCancel(ctx)) {
+		logger.Info("systemd restarts the agent: redis and sentinel keep serving, for the next agent to adopt")
+		n.redis.Keep()
+		n.sentinel.Keep()
+		stopSent()
+		stopRedis()
+		workers.Wait()
+		logger.Info("stopped; redis and sentinel left running")
+		return nil
+	}
+	if sentRunning {
+		n.handOff(n.config())
+		n.releaseVIP(n.config())
+	}
 	logger.Info("stopping: sentinel first, then redis")
 	stopSent()
-	select {
-	case <-n.sentinel.Done():
-	case <-time.After(childStopWait):
+	if sentRunning {
+		select {
+		case <-n.sentinel.Done():
+		case <-time.After(childStopWait):
+		}
 	}
 	stopRedis()
 	workers.Wait()

@@ -33,21 +33,8 @@ type SwitchoverResult struct {
 // unsafe; nothing was changed.
 var errRefused = errors.New("switchover refused")
 
-// errAlreadySwitching refuses a second switchover while one runs.
-var errAlreadySwitching = fmt.Errorf("%w: a switchover is already running", errRefused)
-
-// switchoverCall is a switchover request on its way into the loop, which
-// starts at most one at a time and answers on reply.
-type switchoverCall struct {
-	ctx   context.Context
-	to    string
-	reply chan switchoverReply // buffered: the loop never waits for the caller
-}
-
-type switchoverReply struct {
-	res SwitchoverResult
-	err error
-}
+// errAlreadySwitching refuses a second switchover or restart while one runs.
+var errAlreadySwitching = fmt.Errorf("%w: a switchover or restart is already running", errRefused)
 
 // switchover moves the master role with zero acknowledged writes lost:
 // pause writes on the master, wait until the target holds the master's
@@ -60,6 +47,9 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	cfg := n.config()
 	if len(cfg.Peers) < 2 {
 		return SwitchoverResult{}, fmt.Errorf("%w: single-box mode has no replica to switch to", errRefused)
+	}
+	if n.isPaused() {
+		return SwitchoverResult{}, errPaused
 	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
 	g := cfg.Group()
@@ -82,6 +72,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	if err != nil || role.Kind != "master" {
 		return SwitchoverResult{}, fmt.Errorf("%w: %s does not answer as master (%v)", errRefused, master, err)
 	}
+	role.Replicas = promotable(ctx, cfg, role.Replicas)
 	target, err := pickTarget(cfg, role, to)
 	if err != nil {
 		return SwitchoverResult{}, fmt.Errorf("%w: %v", errRefused, err)
@@ -151,12 +142,30 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	return res, nil
 }
 
+// promotable keeps the replicas Sentinel may promote: replica-priority 0
+// (drained, or node.priority 0) is never promoted, so switching to one can
+// only fail.
+func promotable(ctx context.Context, cfg *config.Config, replicas []wire.Replica) []wire.Replica {
+	var out []wire.Replica
+	for _, r := range replicas {
+		c := sentinel.NewRedis(r.Addr, cfg.Creds())
+		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		prio, err := c.Get(cctx, "replica-priority")
+		cancel()
+		c.Close()
+		if err == nil && prio != "0" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // pickTarget chooses the replica to promote: the one asked for, or the
 // connected replica with the highest acknowledged offset and a non-zero
 // priority.
 func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error) {
 	if len(role.Replicas) == 0 {
-		return wire.Addr{}, errors.New("the master has no connected replica")
+		return wire.Addr{}, errors.New("the master has no connected replica that may be promoted (drained boxes and node.priority 0 may not)")
 	}
 	if to != "" {
 		want, err := wire.ParseAddr(to, cfg.Redis.Port)
@@ -168,7 +177,7 @@ func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error
 				return want, nil
 			}
 		}
-		return wire.Addr{}, fmt.Errorf("%s is not a connected replica of the master", want)
+		return wire.Addr{}, fmt.Errorf("%s is not a connected replica of the master that may be promoted", want)
 	}
 	best := role.Replicas[0]
 	for _, r := range role.Replicas[1:] {

@@ -21,8 +21,8 @@ const (
 
 // vipStep puts the VIP on this box or takes it off, as /primary says.
 func (n *node) vipStep(ctx context.Context, cfg *config.Config) {
-	if cfg.VIP.Address == "" {
-		return
+	if cfg.VIP.Address == "" || n.isPaused() {
+		return // paused: the VIP stays where it is
 	}
 	p, iface, err := vipTarget(cfg)
 	if err != nil {

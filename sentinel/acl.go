@@ -36,13 +36,16 @@ const (
 // CLIENT KILL of the old master's clients). The agent's is what package
 // sentinel sends: its CONFIG SET and ACL SETUSER are as strong as an
 // admin's (the fence, a reload and a password rotation need them), which no
-// ACL can split finer; it reads and writes no key.
+// ACL can split finer; it reads and writes no key but the pause record.
 const (
 	replicaRules  = "-@all +psync +sync +replconf +ping"
 	sentinelRules = "allchannels -@all +multi +exec +slaveof +replicaof +ping +info +role +publish +subscribe " +
 		"+config|rewrite +client|setname +client|kill +script|kill"
 	agentRules = "-@all +ping +role +info +config|get +config|set +replicaof +slaveof +client|pause +client|unpause " +
-		"+client|setname +shutdown +acl|setuser"
+		"+client|setname +shutdown +acl|setuser " +
+		// The group's pause record (PauseKey) and the agents' requests
+		// (RequestChannel): its own key and channel, nothing else.
+		"~" + PauseKey + " +get +set +del resetchannels &" + RequestChannel + " +publish +subscribe +unsubscribe"
 	// On the sentinels: what one sentinel asks another (PING, hellos,
 	// votes), and what the agent asks its sentinels (every SENTINEL
 	// subcommand, and the events).

@@ -454,3 +454,22 @@ func settingValue(v string) string {
 	}
 	return v
 }
+
+// RestartOnly lists the lines of ds that only a restart applies, "key
+// value", and the redis.settings passthrough keys present ("setting key":
+// removing one takes a restart). Two lists that differ mean a server started
+// from the first must restart to run as the second says. No secret is in
+// it: the password lines are runtime ones.
+func RestartOnly(ds []Directive) []string {
+	var out []string
+	for _, d := range ds {
+		switch {
+		case d.Key == "" || d.Decided || d.Hidden:
+		case d.Setting:
+			out = append(out, "setting "+d.Key)
+		case d.Live == nil:
+			out = append(out, d.Key+" "+d.Value)
+		}
+	}
+	return out
+}

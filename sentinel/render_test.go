@@ -304,3 +304,28 @@ func TestRenderTLS(t *testing.T) {
 		t.Errorf("sentinel.conf:\n%s", s)
 	}
 }
+
+func TestRestartOnly(t *testing.T) {
+	base := RedisConf{Port: 6379, Dir: "/var/lib/redis-ha", Password: "pw", Persistence: "aof", Priority: 100,
+		Settings: map[string]string{"maxmemory": "1gb"}}
+	got := RestartOnly(base.Directives())
+	for _, l := range got {
+		if strings.Contains(l, "pw") {
+			t.Errorf("RestartOnly carries the password: %q", l)
+		}
+	}
+	if !slices.Contains(got, "port 6379") || !slices.Contains(got, "setting maxmemory") || slices.Contains(got, "replica-priority 100") {
+		t.Errorf("RestartOnly = %q", got)
+	}
+	same := base
+	same.Priority, same.Password = 0, "other"
+	same.Settings = map[string]string{"maxmemory": "2gb"}
+	if !slices.Equal(RestartOnly(same.Directives()), got) {
+		t.Error("runtime changes (priority, password, a setting's value) count as restart-only")
+	}
+	moved := base
+	moved.Port = 6380
+	if slices.Equal(RestartOnly(moved.Directives()), got) {
+		t.Error("a new port does not count as restart-only")
+	}
+}

@@ -177,6 +177,9 @@ on_role_change = "%s/hook.sh"
 			for _, n := range g.nodes {
 				b, _ := os.ReadFile(n.logPath)
 				t.Logf("---- agent %d log ----\n%s", n.i, testutil.Tail(string(b), 80))
+				if d := os.Getenv("RHA_KEEP_LOGS"); d != "" {
+					_ = os.WriteFile(filepath.Join(d, fmt.Sprintf("agent%d.log", n.i)), b, 0o644)
+				}
 			}
 		}
 		os.RemoveAll(root)

@@ -57,10 +57,17 @@ func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGr
 	return newFaultGroupOpts(t, ctx, groupOpts{extra: extra})
 }
 
+// newFaultGroupScript is newFaultGroup with the story replaced by script.
+func newFaultGroupScript(t *testing.T, ctx context.Context, script string) *faultGroup {
+	t.Helper()
+	return newFaultGroupOpts(t, ctx, groupOpts{script: script})
+}
+
 // groupOpts are what a test adds to the user's story.
 type groupOpts struct {
-	extra string         // shell lines run just before the agent starts
-	setup func(*box.Box) // run on each box before the story
+	extra  string         // shell lines run just before the agent starts
+	script string         // replaces the story entirely (extra is then ignored)
+	setup  func(*box.Box) // run on each box before the story
 	// tls is the clients' side when the story's drop-ins turn tls.enabled
 	// on; caFile is the CA on the host, for redis-cli in the client
 	// namespace.
@@ -70,7 +77,10 @@ type groupOpts struct {
 
 func newFaultGroupOpts(t *testing.T, ctx context.Context, o groupOpts) *faultGroup {
 	t.Helper()
-	script := strings.Replace(story, "systemctl enable --now", o.extra+"systemctl enable --now", 1)
+	script := o.script
+	if script == "" {
+		script = strings.Replace(story, "systemctl enable --now", o.extra+"systemctl enable --now", 1)
+	}
 	b := newBench(t)
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {

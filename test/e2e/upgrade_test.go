@@ -83,6 +83,11 @@ func TestUpgradeRemovePurge(t *testing.T) {
 		if a := isActive(ctx, bx, unit); a == "active" || a == "activating" {
 			t.Errorf("unit %s after remove", a)
 		}
+		// A stop is not a restart: the agent takes redis and sentinel down
+		// with it (Debian's own units are masked, so any would be ours).
+		if left, _, err := bx.Sh(ctx, "pgrep -a redis-server"); err == nil {
+			t.Errorf("redis still running after remove:\n%s", left)
+		}
 		if got := sums(); got != confBefore {
 			t.Errorf("configuration changed by remove:\nbefore\n%s\nafter\n%s", confBefore, got)
 		}
