@@ -22,6 +22,9 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.ClusterMode() {
+		return clusterCheck(ctx, cfg, out)
+	}
 	failed := false
 	report := func(ok bool, warnOnly bool, format string, args ...any) {
 		mark := "ok  "

@@ -79,6 +79,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sentinel.QuietClientLogs()
 
 	var err error
+	if err := sentinelOnly(cmd, *confPath); err != nil {
+		return exitCode(err, stderr)
+	}
 	switch cmd {
 	case "run":
 		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -140,4 +143,19 @@ func checkConfig(path string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "configuration ok: %d file(s), %s\n", len(cfg.Files), cfg.Describe())
 	return nil
+}
+
+// sentinelOnly refuses the commands that speak to Sentinel in cluster mode.
+// A configuration that does not load is left for the command to report.
+func sentinelOnly(cmd, path string) error {
+	switch cmd {
+	case "pause", "resume", "drain", "undrain", "restart":
+	default:
+		return nil
+	}
+	cfg, err := config.Load(path, config.DefaultEnv())
+	if err != nil || !cfg.ClusterMode() {
+		return nil
+	}
+	return fmt.Errorf("%s: not available in cluster mode (cluster.mode = %q)", cmd, cfg.Cluster.Mode)
 }

@@ -75,6 +75,9 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if cfg.ClusterMode() {
+		return clusterStatusCmd(ctx, cfg, asJSON, out)
+	}
 	gs := probeGroup(ctx, cfg)
 	if asJSON {
 		enc := json.NewEncoder(out)

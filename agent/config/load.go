@@ -80,7 +80,7 @@ func (e *Error) Error() string {
 // zero here and are resolved by validation.
 func defaults() *Config {
 	return &Config{
-		Cluster: Cluster{Name: "main", Peers: []string{}},
+		Cluster: Cluster{Name: "main", Peers: []string{}, Mode: ModeSentinel, Replicas: 1},
 		Node:    Node{Priority: 100, DataDir: "/var/lib/redis-ha", RunDir: "/run/redis-ha"},
 		Redis: Redis{
 			Port: 6379, Binary: "/usr/bin/redis-server", Persistence: "aof",
