@@ -1,6 +1,12 @@
 #!/bin/sh
 # redis-ha-agent postinst (deb: configure [old-version] | abort-remove) and %post (rpm: 1
 # install, 2 upgrade). DPKG_ROOT, set by `dpkg --root` (and by the tests), prefixes paths.
+#
+# One script for both formats: all it decides (the user, the password, taking over the
+# distribution's redis units) is the same; only the tool that acts on our own unit
+# differs. On deb that is deb-systemd-helper and deb-systemd-invoke, which keep dpkg's
+# record of the admin's enable/disable choice and honour policy-rc.d; on rpm it is
+# systemctl, as rpm's own %systemd_post does.
 set -e
 
 unit=redis-ha-agent.service
@@ -10,18 +16,26 @@ password=$root/etc/redis-ha/password
 
 case "$1" in
 configure | abort-remove)
+	format=deb
 	# A reinstall after `remove` has an old version but must start over.
 	if [ -z "$2" ] || [ -e "$state/.removed" ]; then action=install; else action=upgrade; fi ;;
-1) action=install ;;
-[0-9]*) action=upgrade ;;
+1) format=rpm action=install ;;
+[0-9]*) format=rpm action=upgrade ;;
 *) exit 0 ;;
 esac
 
 say() { echo "redis-ha-agent: $*"; }
 running() { [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null; }
 # Enabling and masking are symlinks: systemctl makes them without a running systemd too.
+# Used for the distribution's redis units only, never for ours: a mask made by
+# deb-systemd-helper would be lifted by redis-server's own postinst on its next upgrade
+# (it unmasks what deb-systemd-helper masked), starting Debian's redis on our ports.
 systemctl_links() {
 	if command -v systemctl >/dev/null; then systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} "$@"; fi
+}
+# invoke starts, stops or restarts a unit (deb: through policy-rc.d).
+invoke() {
+	if [ "$format" = deb ]; then deb-systemd-invoke "$@"; else systemctl "$@"; fi
 }
 
 # redis-tools (deb) and redis (rpm) create the user before we run; this is the fallback.
@@ -57,7 +71,7 @@ if [ "$action" = install ]; then
 	for u in redis-server.service redis.service redis-sentinel.service; do
 		[ -f "$root/lib/systemd/system/$u" ] || [ -f "$root/usr/lib/systemd/system/$u" ] || continue
 		[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" != /dev/null ] || continue
-		if running; then systemctl stop "$u" 2>/dev/null || true; fi
+		if running; then invoke stop "$u" 2>/dev/null || true; fi
 		systemctl_links --quiet disable "$u" 2>/dev/null || true
 		if systemctl_links --quiet mask "$u"; then
 			echo "$u" >>"$state/.masked-by-redis-ha"
@@ -73,16 +87,30 @@ fi
 
 if running; then systemctl daemon-reload; fi
 
-if [ "$action" = install ]; then
-	systemctl_links --quiet enable "$unit"
-	if running; then
-		if systemctl start "$unit"; then
-			say "started $unit: a single redis on 127.0.0.1:6379 until a group is configured in /etc/redis-ha/conf.d/"
-		else
-			say "$unit did not start: see journalctl -u $unit"
-		fi
+# Enabled on install; on upgrade the admin's choice stands (deb: deb-systemd-helper
+# refreshes the links of an enabled unit and only records a disabled one).
+case $format-$action in
+deb-install) deb-systemd-helper unmask "$unit" && deb-systemd-helper enable "$unit" ;;
+deb-upgrade)
+	deb-systemd-helper unmask "$unit"
+	if deb-systemd-helper --quiet was-enabled "$unit"; then
+		deb-systemd-helper enable "$unit"
+	else
+		deb-systemd-helper update-state "$unit"
 	fi
-elif running; then
-	systemctl try-restart "$unit" || say "$unit did not restart: see journalctl -u $unit"
+	;;
+rpm-install) systemctl_links --quiet enable "$unit" ;;
+esac
+
+if ! running; then
+	exit 0
+elif [ "$action" = install ]; then
+	if invoke start "$unit"; then
+		say "started $unit: a single redis on 127.0.0.1:6379 until a group is configured in /etc/redis-ha/conf.d/"
+	else
+		say "$unit did not start: see journalctl -u $unit"
+	fi
+else
+	invoke try-restart "$unit" || say "$unit did not restart: see journalctl -u $unit"
 fi
 exit 0

@@ -5,6 +5,7 @@
 # DPKG_ROOT, set by `dpkg --root` (and by the tests), prefixes paths.
 set -e
 
+unit=redis-ha-agent.service
 root=${DPKG_ROOT:-}
 state=$root/var/lib/redis-ha
 masked=$state/.masked-by-redis-ha
@@ -17,13 +18,18 @@ esac
 say() { echo "redis-ha-agent: $*"; }
 running() { [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null; }
 
+# Masks are symlinks, which systemctl removes without a running systemd too. The
+# distribution's redis units were masked with systemctl, not deb-systemd-helper
+# (postinstall.sh says why), so they are unmasked the same way.
+systemctl_links() { systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} "$@"; }
+
 # Unmask what postinst masked, unless the admin has replaced our mask since.
 unmask() {
 	[ -f "$masked" ] || return 0
 	if command -v systemctl >/dev/null; then
 		while read -r u; do
 			[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" = /dev/null ] || continue
-			systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} --quiet unmask "$u" &&
+			systemctl_links --quiet unmask "$u" &&
 				say "unmasked $u; it stays disabled: systemctl enable --now $u to use it again"
 		done <"$masked"
 	fi
@@ -38,6 +44,8 @@ remove)
 	fi
 	;;
 purge)
+	# deb-systemd-helper's record of our unit (prerm disabled it already).
+	if command -v deb-systemd-helper >/dev/null; then deb-systemd-helper purge "$unit" || true; fi
 	unmask
 	# dpkg has removed the conffiles; these are the files postinst made.
 	if [ -d "$state" ]; then
