@@ -737,7 +737,7 @@ func TestPackages(t *testing.T) {
 }
 
 // examples are the files of /usr/share/doc/redis-ha-agent/examples.
-var examples = []string{}
+var examples = []string{"go-redis.go", "grafana-dashboard.json", "haproxy.cfg", "prometheus-alerts.yml", "redis-py.py"}
 
 // lintianPending are the tags the deb still earns, each with what removes it. Every
 // other tag fails the test; the deliberate ones are overridden in the package itself
