@@ -148,6 +148,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		Credential: n.cred,
 		StopGrace:  childStopWait,
 		PidFile:    redisPidFile(cfg),
+		ParseLine:  sentinel.ParseLogLine,
 	}, nil
 }
 
@@ -379,6 +380,7 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		Credential: n.cred,
 		StopGrace:  childStopWait,
 		PidFile:    sentPidFile(cfg),
+		ParseLine:  sentinel.ParseLogLine,
 	}, nil
 }
 

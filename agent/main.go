@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/coreos/go-systemd/v22/journal"
+
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/journallog"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
@@ -71,8 +74,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		err = run(ctx, *confPath, config.DefaultEnv(), logger)
+		level := new(slog.LevelVar) // log.level, once the configuration is read
+		err = run(ctx, *confPath, config.DefaultEnv(), slog.New(logHandler(stderr, level)), level)
 	case "check-config":
 		err = checkConfig(*confPath, stdout)
 	case "check":
@@ -108,6 +111,17 @@ func exitCode(err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "redis-ha-agent: %v\n", err)
 		return ExitFailed
 	}
+}
+
+// logHandler writes the daemon's log to stderr: for the journal when stderr is
+// the journal's stream (under systemd: each line at its priority, no second
+// timestamp), else as plain text with the time.
+func logHandler(stderr io.Writer, level slog.Leveler) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if ok, _ := journal.StderrIsJournalStream(); ok {
+		return journallog.New(stderr, opts)
+	}
+	return slog.NewTextHandler(stderr, opts)
 }
 
 func checkConfig(path string, stdout io.Writer) error {

@@ -118,6 +118,7 @@ func (n *node) reload(ctx context.Context) {
 		return
 	}
 	n.setConfig(next)
+	n.level.Set(next.LogLevel())
 	n.apply(ctx, cur, next)
 }
 

@@ -41,6 +41,7 @@ const (
 // redis child's exits write to it too. Everything else is set once by run.
 type node struct {
 	log    *slog.Logger
+	level  *slog.LevelVar // log.level, set by each good configuration
 	path   string
 	env    config.Env
 	cred   *syscall.Credential // nil when the agent itself is not root
@@ -65,11 +66,12 @@ type node struct {
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
 // error when it cannot go on (the unit restarts it).
-func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) error {
+func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, level *slog.LevelVar) error {
 	cfg, err := config.Load(path, env)
 	if err != nil {
 		return err
 	}
+	level.Set(cfg.LogLevel())
 	// The daemon's work is a few small requests a second, so on an idle box
 	// its CPU is wake-ups, and a second P adds a spinning thread to each of
 	// them. One P also stops the runtime re-reading the cgroup CPU limit
@@ -91,7 +93,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	n := &node{log: logger, path: path, env: env, notify: &notifier{log: logger},
+	n := &node{log: logger, level: level, path: path, env: env, notify: &notifier{log: logger},
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
 		switchovers: make(chan switchoverCall)}
 	n.setConfig(cfg)

@@ -23,6 +23,7 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	VIP      VIP      `toml:"vip"`
 	Hooks    Hooks    `toml:"hooks"`
+	Log      Log      `toml:"log"`
 
 	// Resolved after validation; never read from a file.
 	Peers        []wire.Addr `toml:"-"` // cluster.peers with ports filled in; empty in single-box mode
@@ -96,6 +97,13 @@ type VIP struct {
 // Hooks is the [hooks] table.
 type Hooks struct {
 	OnRoleChange string `toml:"on_role_change"`
+}
+
+// Log is the [log] table.
+type Log struct {
+	// Level is the least severe line logged: "debug", "info", "warning" or
+	// "error". redis' and sentinel's own lines count at the level they carry.
+	Level string `toml:"level"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5s",

@@ -318,8 +318,8 @@ func TestShippedFileLoads(t *testing.T) {
 
 // fieldsOf prints the file-backed part of c (Config's own String hides it).
 func fieldsOf(c *Config) string {
-	return fmt.Sprintf("%+v %+v %+v %+v %+v %+v %+v %+v %+v",
-		c.Cluster, c.Node, c.Redis, c.Sentinel, c.Auth, c.Tuning, c.HTTP, c.VIP, c.Hooks)
+	return fmt.Sprintf("%+v %+v %+v %+v %+v %+v %+v %+v %+v %+v",
+		c.Cluster, c.Node, c.Redis, c.Sentinel, c.Auth, c.Tuning, c.HTTP, c.VIP, c.Hooks, c.Log)
 }
 
 // Keys whose default is computed from others: the shipped file shows an

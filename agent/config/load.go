@@ -78,6 +78,7 @@ func defaults() *Config {
 		Tuning: Tuning{
 			Enabled: true, Somaxconn: 1024, OvercommitMemory: 1, TransparentHugepages: "never",
 		},
+		Log: Log{Level: "info"},
 	}
 }
 

@@ -197,6 +197,10 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 		v.add("vip.interface", "%q is not a network interface name", i)
 	}
 
+	if _, ok := logLevel(c.Log.Level); !ok {
+		v.add("log.level", "%q: want \"debug\", \"info\", \"warning\" or \"error\"", c.Log.Level)
+	}
+
 	if h := c.Hooks.OnRoleChange; h != "" {
 		switch {
 		case !filepath.IsAbs(h):
