@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
@@ -35,10 +38,19 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	}
 	report(true, false, "configuration: %s", cfg.Describe())
 
-	if fi, err := os.Stat(cfg.Redis.Binary); err != nil || fi.Mode()&0o111 == 0 {
-		report(false, false, "redis.binary %s is not an executable file", cfg.Redis.Binary)
-	} else {
-		report(true, false, "redis.binary %s", cfg.Redis.Binary)
+	// Which server, and whether it loads the data this box holds.
+	servers := map[string]sentinel.Server{}
+	srv, err := serverFor(ctx, cfg)
+	switch {
+	case srv.Name == "":
+		report(false, false, "%v", err)
+	case err != nil:
+		report(false, false, "%v", err)
+	default:
+		report(true, false, "redis.binary %s: %s", cfg.Redis.Binary, srv)
+	}
+	if srv.Name != "" {
+		servers["this box"] = srv
 	}
 
 	ports := []struct {
@@ -72,6 +84,14 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		s := cfg.SentinelOf(a)
 		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
 		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
+		if ps, err := peerServer(ctx, cfg, a); err == nil {
+			servers[a.String()] = ps
+		}
+	}
+	if why := sentinel.Mixed(servers); why != "" {
+		report(false, false, "%s", why)
+	} else if len(servers) > 1 {
+		report(true, false, "servers: %s", describeServers(servers))
 	}
 
 	if cfg.Tuning.Enabled {
@@ -100,6 +120,23 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		return errUnhealthy
 	}
 	return nil
+}
+
+// peerServer asks a peer's redis which server it is (INFO server).
+func peerServer(ctx context.Context, cfg *config.Config, a wire.Addr) (sentinel.Server, error) {
+	c := sentinel.NewRedis(a, cfg.Password)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return c.Server(ctx)
+}
+
+func describeServers(servers map[string]sentinel.Server) string {
+	var parts []string
+	for _, who := range slices.Sorted(maps.Keys(servers)) {
+		parts = append(parts, fmt.Sprintf("%s %s", who, servers[who]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func dialOK(ctx context.Context, a wire.Addr) bool {

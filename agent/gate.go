@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
@@ -235,10 +236,12 @@ func (n *node) redisExited(e supervisor.Exit) {
 		n.log.Info("redis stopped cleanly")
 		return
 	}
-	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "last output", lastLine(e.Tail))
+	why := exitReason(e)
+	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "reason", why, "last output", lastLine(e.Tail))
 	if e.Requested {
 		return // stopped on purpose (restart, shutdown): not a role change
 	}
+	n.redisErr.Store(&why)
 	n.restarts.redis.Add(1)
 	c, wasMaster := n.roles.down(time.Now(), e.Err)
 	if c == nil {
@@ -271,6 +274,27 @@ func (n *node) failovers(ctx context.Context) {
 	}
 }
 
+// exitReason is why a child exited, in its own words when it said any at
+// warning level (redis: "Can't handle RDB format version 12; Error reading the
+// RDB base file ..."), else its exit status.
+func exitReason(e supervisor.Exit) string {
+	if len(e.Warnings) > 0 {
+		return strings.Join(e.Warnings, "; ")
+	}
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return "exited"
+}
+
+// lastRedisErr is why redis last exited unasked, "" when it runs since.
+func (n *node) lastRedisErr() string {
+	if p := n.redisErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 func lastLine(lines []string) string {
 	if len(lines) == 0 {
 		return ""
@@ -300,7 +324,11 @@ func (n *node) waitReady(ctx context.Context) error {
 				status = "redis is loading its dataset"
 			}
 		} else if n.gated.Load() {
-			status = "redis down: restart gate holds it until the sentinels name a new master"
+			status = ha.StatusLine(ha.Snapshot{Single: true, Gated: true, RedisErr: n.lastRedisErr()})
+		} else if why := n.lastRedisErr(); why != "" {
+			// Not a wait that more time helps: say why, and let systemd's
+			// start timeout stand.
+			n.notify.setStatus("redis cannot start: " + why)
 		}
 		if status != "" && time.Since(extended) > extendEvery {
 			n.notify.extendStart(2*extendEvery, status)

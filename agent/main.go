@@ -75,7 +75,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		level := new(slog.LevelVar) // log.level, once the configuration is read
-		err = run(ctx, *confPath, config.DefaultEnv(), slog.New(logHandler(stderr, level)), level)
+		h, journaled := logHandler(stderr, level)
+		err = run(ctx, *confPath, config.DefaultEnv(), slog.New(h), level)
+		if journaled {
+			stderr = journallog.Errors(stderr) // why it stopped, at priority err
+		}
 	case "check-config":
 		err = checkConfig(*confPath, stdout)
 	case "check":
@@ -99,11 +103,15 @@ var errUnhealthy = errors.New("unhealthy")
 
 func exitCode(err error, stderr io.Writer) int {
 	var cerr *config.Error
+	var refused *refusal
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &cerr):
 		fmt.Fprintf(stderr, "invalid configuration:\n%s\n", cerr.Error())
+		return ExitConfig
+	case errors.As(err, &refused):
+		fmt.Fprintf(stderr, "refusing to start: %v\n", refused.err)
 		return ExitConfig
 	case errors.Is(err, errUnhealthy):
 		return ExitFailed
@@ -116,12 +124,12 @@ func exitCode(err error, stderr io.Writer) int {
 // logHandler writes the daemon's log to stderr: for the journal when stderr is
 // the journal's stream (under systemd: each line at its priority, no second
 // timestamp), else as plain text with the time.
-func logHandler(stderr io.Writer, level slog.Leveler) slog.Handler {
+func logHandler(stderr io.Writer, level slog.Leveler) (slog.Handler, bool) {
 	opts := &slog.HandlerOptions{Level: level}
 	if ok, _ := journal.StderrIsJournalStream(); ok {
-		return journallog.New(stderr, opts)
+		return journallog.New(stderr, opts), true
 	}
-	return slog.NewTextHandler(stderr, opts)
+	return slog.NewTextHandler(stderr, opts), false
 }
 
 func checkConfig(path string, stdout io.Writer) error {

@@ -18,10 +18,11 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	s = ha.Snapshot{Single: cfg.Single(), Self: cfg.Self, Peers: len(cfg.Peers),
-		Gated: n.gated.Load(), Fenced: st.fenced, ReloadErr: st.reloadErr}
+		Gated: n.gated.Load(), Fenced: st.fenced, ReloadErr: st.reloadErr, RedisErr: n.lastRedisErr()}
 	if n.redis.Current() != nil {
 		if r, err := n.local.Redis().Role(pctx); err == nil {
-			s.RedisUp, s.Role = true, r
+			s.RedisUp, s.Role, s.RedisErr = true, r, ""
+			n.redisErr.Store(nil)
 		}
 		if s.RedisUp && !s.Single {
 			if f, err := n.local.Redis().Fenced(pctx, len(cfg.Peers)); err == nil {

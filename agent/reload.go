@@ -111,8 +111,15 @@ func (n *node) reload(ctx context.Context) {
 		n.st.reloadErr = firstProblem(err)
 		return
 	}
-	n.st.reloadErr = ""
 	cur := n.config()
+	if next.Redis.Binary != cur.Redis.Binary {
+		if err := n.checkSwitch(ctx, next); err != nil {
+			n.log.Error("reload refused; keeping the last good configuration", "err", err)
+			n.st.reloadErr = err.Error()
+			return
+		}
+	}
+	n.st.reloadErr = ""
 	if next.Sum == cur.Sum {
 		n.log.Info("reload: configuration unchanged")
 		return
@@ -120,6 +127,24 @@ func (n *node) reload(ctx context.Context) {
 	n.setConfig(next)
 	n.level.Set(next.LogLevel())
 	n.apply(ctx, cur, next)
+}
+
+// checkSwitch refuses a new redis.binary that cannot load this box's data, or
+// that runs as another user than the server running now: the children's user
+// is decided once, at start, so such a switch takes a restart of the agent.
+func (n *node) checkSwitch(ctx context.Context, next *config.Config) error {
+	srv, err := serverFor(ctx, next)
+	if err != nil || n.cred == nil {
+		return err
+	}
+	cred, user, err := lookupServiceUser(srv)
+	if err != nil {
+		return fmt.Errorf("redis.binary: %w", err)
+	}
+	if cred.Uid != n.cred.Uid {
+		return fmt.Errorf("redis.binary: %s runs as user %s, not as the running server's user: restart the agent to switch (systemctl restart redis-ha-agent)", srv, user)
+	}
+	return nil
 }
 
 // firstProblem is the first line of a configuration error, short enough for

@@ -31,7 +31,6 @@ const (
 	readyTimeout  = 24 * time.Hour // systemd's start timeout (extended while loading) is the real bound
 	extendEvery   = 10 * time.Second
 	reloadDelay   = 250 * time.Millisecond
-	serviceUser   = "redis"
 	childStopWait = 30 * time.Second
 )
 
@@ -53,6 +52,7 @@ type node struct {
 	redis, sentinel *supervisor.Child
 
 	gated    atomic.Bool               // the restart gate holds redis down
+	redisErr atomic.Pointer[string]    // why redis last exited unasked (ha.Snapshot.RedisErr)
 	pub      atomic.Pointer[published] // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
 
@@ -97,7 +97,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
 		switchovers: make(chan switchoverCall)}
 	n.setConfig(cfg)
-	if err := n.prepare(cfg); err != nil {
+	if err := n.prepare(ctx, cfg); err != nil {
 		return err
 	}
 	if past, err := readHistory(historyPath(cfg)); err != nil {
@@ -223,15 +223,20 @@ func (n *node) setConfig(next *config.Config) {
 }
 
 // prepare creates the state and runtime directories and decides which user
-// the children run as: redis and sentinel never run as root.
-func (n *node) prepare(cfg *config.Config) error {
-	uid, gid := -1, -1
+// the children run as: redis and sentinel never run as root; Valkey runs as
+// valkey where that user exists.
+func (n *node) prepare(ctx context.Context, cfg *config.Config) error {
+	srv, err := serverFor(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	uid, gid, user := -1, -1, ""
 	if os.Geteuid() == 0 {
-		cred, err := supervisor.LookupCredential(serviceUser)
+		cred, u, err := lookupServiceUser(srv)
 		if err != nil {
 			return fmt.Errorf("prepare: children must not run as root: %w", err)
 		}
-		n.cred = cred
+		n.cred, user = cred, u
 		uid, gid = int(cred.Uid), int(cred.Gid)
 	}
 	for _, dir := range []string{cfg.Node.DataDir, cfg.Node.RunDir} {
@@ -239,11 +244,16 @@ func (n *node) prepare(cfg *config.Config) error {
 			return fmt.Errorf("prepare: %w", err)
 		}
 	}
+	n.log.Info("redis.binary", "path", cfg.Redis.Binary, "server", srv.String(), "user", user)
 	// Redis writes its data and sentinel rewrites its config in the state
 	// directory, so it belongs to their user; the agent (root) still reads it.
 	if uid >= 0 {
-		if err := os.Chown(cfg.Node.DataDir, uid, gid); err != nil {
+		changed, err := handOver(cfg.Node.DataDir, uid, gid)
+		if err != nil {
 			return fmt.Errorf("prepare: chown %s: %w", cfg.Node.DataDir, err)
+		}
+		if changed {
+			n.log.Info("state directory handed over to the server's user", "dir", cfg.Node.DataDir, "user", user)
 		}
 	}
 	return nil

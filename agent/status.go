@@ -101,6 +101,10 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 	defer c.Close()
 	if r, err := c.Role(ctx); err != nil {
 		ps.Error = err.Error()
+		// Its agent may know why: redis' own words on its last exit.
+		if b, err := agentStatus(ctx, cfg, a.Host); err == nil && strings.HasPrefix(b.Status, "redis ") {
+			ps.Error = "its agent says: " + b.Status
+		}
 	} else {
 		ps.Reachable = true
 		ps.Offset = r.Offset
@@ -172,6 +176,8 @@ func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
 	for i := range peers {
 		p := &peers[i]
 		switch {
+		case !p.Reachable && strings.HasPrefix(p.Error, "its agent says: "):
+			problems = append(problems, p.Member+" unreachable: "+p.Error)
 		case !p.Reachable:
 			problems = append(problems, p.Member+" unreachable")
 		case p.Role == "replica":
@@ -280,30 +286,45 @@ func probeVIP(ctx context.Context, cfg *config.Config, a wire.Addr) *bool {
 // peerVIPHeld asks host's HTTP API (on this box's http.listen port) for its
 // /status and returns its vip_held.
 func peerVIPHeld(ctx context.Context, cfg *config.Config, host string) (*bool, error) {
+	b, err := agentStatus(ctx, cfg, host)
+	if err != nil {
+		return nil, fmt.Errorf("vip: %w", err)
+	}
+	return b.VIPHeld, nil
+}
+
+// agentReply is what `status` reads of a box's /status.
+type agentReply struct {
+	VIPHeld *bool  `json:"vip_held"`
+	Status  string `json:"status"` // its STATUS= line
+}
+
+// agentStatus asks host's agent (its HTTP API, on this box's http.listen
+// port) for its /status: what only that agent knows, such as why its redis
+// is down.
+func agentStatus(ctx context.Context, cfg *config.Config, host string) (agentReply, error) {
+	var b agentReply
 	if cfg.HTTPListen == "" {
-		return nil, errors.New("vip: http api off: a peer's vip cannot be read")
+		return b, errors.New("http api off: a peer's agent cannot be asked")
 	}
 	_, port, err := net.SplitHostPort(cfg.HTTPListen)
 	if err != nil {
-		return nil, fmt.Errorf("vip: http.listen: %w", err)
+		return b, fmt.Errorf("http.listen: %w", err)
 	}
 	url := "http://" + net.JoinHostPort(host, port) + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+		return b, fmt.Errorf("get %s: %w", url, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+		return b, fmt.Errorf("get %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	var b struct {
-		VIPHeld *bool `json:"vip_held"`
-	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&b); err != nil {
-		return nil, fmt.Errorf("vip: get %s: %w", url, err)
+		return b, fmt.Errorf("get %s: %w", url, err)
 	}
-	return b.VIPHeld, nil
+	return b, nil
 }
 
 // vipProblems holds the VIP to what the reconcile loop promises: on the

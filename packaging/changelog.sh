@@ -26,9 +26,10 @@ entry() {
 	echo "    urgency: medium"
 	echo "    distributions: [stable]"
 	echo "  changes:"
-	# Subjects are cut at 72 characters (not bytes): Debian changelog lines stay under 80.
+	# Subjects are cut at a word within 72 characters (not bytes): Debian changelog lines
+	# stay under 80, and lintian checks the spelling of what is left.
 	git log --no-merges --format='%h%x09%s' "$range" | while IFS='	' read -r sha subject; do
-		subject=$(printf '%s' "$subject" | LC_ALL=C.UTF-8 sed -E 's/^(.{69}).{4,}$/\1.../')
+		subject=$(printf '%s' "$subject" | LC_ALL=C.UTF-8 sed -E '/^.{73,}$/ s/^(.{1,68}[^ ]) .*$/\1 .../')
 		echo "    - commit: $sha"
 		echo "      note: $(yaml "$subject")"
 	done

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -192,6 +191,25 @@ func TestMaintainerScripts(t *testing.T) {
 			"systemctl --root=ROOT --quiet enable redis-ha-agent.service",
 			"systemctl start redis-ha-agent.service",
 		}),
+	}, {
+		// Debian 13 with Valkey alone: its user, its units.
+		name:   "install on a box with valkey alone",
+		script: install, args: []string{"configure", ""},
+		env:   []string{"STUB_NO_REDIS=1", "STUB_VALKEY=1"},
+		setup: []step{file("usr/lib/systemd/system/valkey-server.service", ""), file("usr/lib/systemd/system/valkey-sentinel.service", "")},
+		wantLog: slices.Concat([]string{
+			"chown valkey:valkey ROOT/var/lib/redis-ha",
+			"chown root:valkey ROOT/etc/redis-ha/password.tmp",
+		}, takeOver("deb-systemd-invoke"), []string{
+			"deb-systemd-invoke stop valkey-server.service",
+			"systemctl --root=ROOT --quiet disable valkey-server.service",
+			"systemctl --root=ROOT --quiet mask valkey-server.service",
+			"deb-systemd-invoke stop valkey-sentinel.service",
+			"systemctl --root=ROOT --quiet disable valkey-sentinel.service",
+			"systemctl --root=ROOT --quiet mask valkey-sentinel.service",
+		}, debStart),
+		want: []step{isMasked("valkey-server.service"), isMasked("valkey-sentinel.service"),
+			file("var/lib/redis-ha/.masked-by-redis-ha", masked+"valkey-server.service\nvalkey-sentinel.service\n")},
 	}, {
 		name:   "a failed start does not fail the install",
 		script: install, args: []string{"configure", ""},
@@ -473,7 +491,10 @@ case $* in *was-enabled*) [ -z "$STUB_NOT_ENABLED" ] ;; esac`,
 case $1 in start) [ -z "$STUB_START_FAILS" ] ;; esac`,
 		"chown":   `echo "chown $*" >>"$STUB_LOG"`,
 		"useradd": `echo "useradd $*" >>"$STUB_LOG"`,
-		"getent":  `[ -z "$STUB_NO_REDIS" ]`,
+		"getent": `case $2 in
+valkey) [ -n "$STUB_VALKEY" ] ;;
+*) [ -z "$STUB_NO_REDIS" ] ;;
+esac`,
 	}
 	for name, body := range stubs {
 		must(t, os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755))
@@ -571,7 +592,7 @@ func TestPackages(t *testing.T) {
 	t.Run("deb", func(t *testing.T) {
 		fields := run(t, "", nil, "dpkg-deb", "-f", deb, "Package", "Version", "Architecture", "Section", "Depends")
 		want := "Package: redis-ha-agent\nVersion: " + version + "-1\nArchitecture: " + debArch + "\nSection: database\n" +
-			"Depends: redis-server (>= 5:7.0), redis-tools (>= 5:7.0), init-system-helpers (>= 1.54~)\n"
+			"Depends: redis-server (>= 5:7.0) | valkey-server, init-system-helpers (>= 1.54~)\n"
 		if fields != want {
 			t.Errorf("control fields:\n%s\nwant:\n%s", fields, want)
 		}
@@ -644,18 +665,12 @@ func TestPackages(t *testing.T) {
 
 		t.Run("lintian", func(t *testing.T) { lintian(t, deb) })
 
-		// The tmpfiles.d entry recreates the state directory at boot, owned by redis.
+		// The tmpfiles.d entry recreates the state directory at boot, private; the
+		// agent hands it to its server's user (redis or valkey) when it starts.
 		if _, err := exec.LookPath("systemd-tmpfiles"); err == nil && os.Geteuid() == 0 {
 			box := t.TempDir()
-			file("etc/passwd", "root:x:0:0::/root:/bin/sh\nredis:x:4242:4243::/var/lib/redis:/usr/sbin/nologin\n").do(t, box)
-			file("etc/group", "root:x:0:\nredis:x:4243:\n").do(t, box)
 			run(t, "", nil, "systemd-tmpfiles", "--create", "--root="+box, filepath.Join(root, "usr/lib/tmpfiles.d/redis-ha-agent.conf"))
 			dirMode("var/lib/redis-ha", 0o750).check(t, box)
-			if fi, err := os.Stat(filepath.Join(box, "var/lib/redis-ha")); err == nil {
-				if st := fi.Sys().(*syscall.Stat_t); st.Uid != 4242 || st.Gid != 4243 {
-					t.Errorf("tmpfiles.d: /var/lib/redis-ha owned by %d:%d, want redis (4242:4243)", st.Uid, st.Gid)
-				}
-			}
 		}
 
 		// systemd-analyze verify works without a running systemd. It needs the
@@ -678,7 +693,7 @@ func TestPackages(t *testing.T) {
 			t.Errorf("rpm -qp: %q, want %q", got, want)
 		}
 		requires := strings.Split(run(t, "", nil, "rpm", "-qp", "--requires", rpm), "\n")
-		for _, w := range []string{"redis >= 7.0", "systemd"} {
+		for _, w := range []string{"(redis >= 7.0 or valkey)", "systemd"} {
 			if !slices.Contains(requires, w) {
 				t.Errorf("requires %q, want %q", requires, w)
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -170,6 +171,9 @@ type Env struct {
 	// LookupIP resolves a peer given as a host name, to tell whether it is
 	// local; nil = host names never count as local.
 	LookupIP func(host string) ([]net.IP, error)
+	// Executable says whether path is an executable file, to pick the
+	// default redis.binary; nil = the first default is taken as it is.
+	Executable func(path string) bool
 }
 
 // DefaultEnv reads the real interfaces and resolver.
@@ -192,5 +196,9 @@ func DefaultEnv() Env {
 			return ips, nil
 		},
 		LookupIP: net.LookupIP,
+		Executable: func(path string) bool {
+			fi, err := os.Stat(path)
+			return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+		},
 	}
 }

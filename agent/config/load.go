@@ -58,6 +58,11 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// defaultBinaries are redis.binary's default, in order of preference: the
+// first one installed. Debian 13 packages Valkey beside Redis; a box with
+// Valkey alone runs it without a setting.
+func defaultBinaries() []string { return []string{"/usr/bin/redis-server", "/usr/bin/valkey-server"} }
+
 // defaults returns the defaults of PRODUCT.md. Keys whose default
 // depends on others (quorum, sentinel.port, http.listen, node.announce) stay
 // zero here and are resolved by validation.
@@ -66,7 +71,7 @@ func defaults() *Config {
 		Cluster: Cluster{Name: "main", Peers: []string{}},
 		Node:    Node{Priority: 100, DataDir: "/var/lib/redis-ha", RunDir: "/run/redis-ha"},
 		Redis: Redis{
-			Port: 6379, Binary: "/usr/bin/redis-server", Persistence: "aof",
+			Port: 6379, Binary: defaultBinaries()[0], Persistence: "aof",
 			Settings: map[string]string{},
 		},
 		Sentinel: Sentinel{

@@ -29,6 +29,7 @@ type facts struct {
 	hostErrs map[string]error
 	password fileFact
 	hook     fileFact
+	binary   string // redis.binary's default: the first of defaultBinaries installed
 }
 
 type fileFact struct {
@@ -49,6 +50,15 @@ func gatherFacts(c *Config, env Env) facts {
 				continue
 			}
 			f.hostIPs[p.Host], f.hostErrs[p.Host] = env.LookupIP(p.Host)
+		}
+	}
+	f.binary = defaultBinaries()[0]
+	if env.Executable != nil {
+		for _, b := range defaultBinaries() {
+			if env.Executable(b) {
+				f.binary = b
+				break
+			}
 		}
 	}
 	if pf := c.Auth.PasswordFile; filepath.IsAbs(pf) {
@@ -119,6 +129,9 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 	}
 	checkAbs(v, "node.data_dir", c.Node.DataDir)
 	checkAbs(v, "node.run_dir", c.Node.RunDir)
+	if !v.set("redis.binary") && f.binary != "" {
+		c.Redis.Binary = f.binary
+	}
 	checkAbs(v, "redis.binary", c.Redis.Binary)
 
 	switch c.Redis.Persistence {

@@ -37,6 +37,10 @@ func TestStatusLine(t *testing.T) {
 			"master · 0/2 replicas in sync · sentinels 3/3 · sentinels name 10.0.0.12:6379"},
 		{"gated", Snapshot{Self: a, Gated: true, Usable: 3, Peers: 3}, "redis down: restart gate holds it until the sentinels name a new master · sentinels 3/3"},
 		{"down", Snapshot{Self: a, Usable: 3, Peers: 3}, "redis down · sentinels 3/3"},
+		{"down, in its own words", Snapshot{Self: a, Usable: 3, Peers: 3, RedisErr: "Can't handle RDB format version 12"},
+			"redis down: Can't handle RDB format version 12 · sentinels 3/3"},
+		{"gated, in its own words", Snapshot{Self: a, Gated: true, Usable: 3, Peers: 3, RedisErr: "Bad file format reading the append only file"},
+			"redis down (Bad file format reading the append only file): restart gate holds it until the sentinels name a new master · sentinels 3/3"},
 		{"reload refused", Snapshot{Single: true, Self: a, RedisUp: true, Role: asMaster, ReloadErr: "/etc/redis-ha/conf.d/50.conf:2: redis.prot: unknown key"},
 			"master · single box · reload refused: /etc/redis-ha/conf.d/50.conf:2: redis.prot: unknown key"},
 	}

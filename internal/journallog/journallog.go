@@ -86,3 +86,33 @@ func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *Handler) WithGroup(name string) slog.Handler {
 	return &Handler{text: h.text.WithGroup(name), out: h.out}
 }
+
+// Errors returns a writer that hands w every line written to it at priority
+// err: for what a program prints on its way out, not through a logger.
+func Errors(w io.Writer) io.Writer { return &prefixed{w: w, prefix: []byte("<3>")} }
+
+type prefixed struct {
+	w      io.Writer
+	prefix []byte
+	mid    bool // within a line: no prefix before the next bytes
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	n := len(b)
+	var out []byte
+	for len(b) > 0 {
+		if !p.mid {
+			out = append(out, p.prefix...)
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			out, p.mid = append(out, b...), true
+			break
+		}
+		out, b, p.mid = append(out, b[:i+1]...), b[i+1:], false
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return n, nil
+}

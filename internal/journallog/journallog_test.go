@@ -40,3 +40,17 @@ func TestPriority(t *testing.T) {
 		}
 	}
 }
+
+func TestErrors(t *testing.T) {
+	var b bytes.Buffer
+	w := Errors(&b)
+	for _, s := range []string{"invalid configuration:\na.conf:2: x: bad\nb.conf", ":3: y: bad\n", "", "last"} {
+		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	want := "<3>invalid configuration:\n<3>a.conf:2: x: bad\n<3>b.conf:3: y: bad\n<3>last"
+	if b.String() != want {
+		t.Errorf("wrote %q, want %q", b.String(), want)
+	}
+}

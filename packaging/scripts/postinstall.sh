@@ -38,18 +38,26 @@ invoke() {
 	if [ "$format" = deb ]; then deb-systemd-invoke "$@"; else systemctl "$@"; fi
 }
 
-# redis-tools (deb) and redis (rpm) create the user before we run; this is the fallback.
+# The user redis and sentinel run as: redis, created by redis-tools (deb) and redis
+# (rpm) before we run, or valkey on a box with Valkey alone (valkey-tools). The agent
+# itself picks valkey for Valkey where that user exists, and hands the state
+# directory over at its start.
+user=redis
 if ! getent passwd redis >/dev/null; then
-	if getent group redis >/dev/null; then group="--gid redis"; else group=--user-group; fi
-	# shellcheck disable=SC2086 # $group is two words
-	useradd --system $group --home-dir /var/lib/redis --no-create-home \
-		--shell /usr/sbin/nologin --comment "Redis" redis
+	if getent passwd valkey >/dev/null; then
+		user=valkey
+	else
+		if getent group redis >/dev/null; then group="--gid redis"; else group=--user-group; fi
+		# shellcheck disable=SC2086 # $group is two words
+		useradd --system $group --home-dir /var/lib/redis --no-create-home \
+			--shell /usr/sbin/nologin --comment "Redis" redis
+	fi
 fi
 
-# Redis writes its data and sentinel its config here as redis; the agent (root) reads it.
+# Redis writes its data and sentinel its config here; the agent (root) reads it.
 mkdir -p "$state"
 chmod 0750 "$state"
-chown redis:redis "$state"
+chown "$user:$user" "$state"
 
 if [ "$action" = install ]; then
 	rm -f "$state/.removed"
@@ -58,17 +66,17 @@ if [ "$action" = install ]; then
 	if [ ! -e "$password" ]; then
 		tmp=$password.tmp
 		(umask 077 && LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32 >"$tmp" && echo >>"$tmp")
-		chown root:redis "$tmp"
+		chown "root:$user" "$tmp"
 		chmod 0640 "$tmp" # kept when the user later writes their own password into it
 		mv "$tmp" "$password"
 		say "wrote a random password to /etc/redis-ha/password; on a group of boxes, write the same password on every box"
 	fi
 
-	# The distribution's own redis and sentinel units would hold ports 6379 and 26379.
-	# Masks already there are the admin's and are left alone; ours are recorded so
-	# that purge undoes exactly those.
+	# The distribution's own redis (or valkey) and sentinel units would hold ports 6379
+	# and 26379. Masks already there are the admin's and are left alone; ours are
+	# recorded so that purge undoes exactly those.
 	taken=
-	for u in redis-server.service redis.service redis-sentinel.service; do
+	for u in redis-server.service redis.service redis-sentinel.service valkey-server.service valkey-sentinel.service; do
 		[ -f "$root/lib/systemd/system/$u" ] || [ -f "$root/usr/lib/systemd/system/$u" ] || continue
 		[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" != /dev/null ] || continue
 		if running; then invoke stop "$u" 2>/dev/null || true; fi
