@@ -24,7 +24,8 @@ const EnableEnv = "RHA_E2E"
 // ClientAddr is the client namespace's address.
 const ClientAddr = "10.88.0.100"
 
-// Options shape a Bench; the zero value is DefaultImage in DefaultCache.
+// Options shape a Bench; the zero value is DefaultImage (on the suite
+// SuiteEnv names) in DefaultCache.
 type Options struct {
 	Image ImageSpec
 	Cache string
@@ -160,7 +161,7 @@ func New(t testing.TB, opts Options) *Bench {
 	t.Helper()
 	Require(t)
 	if opts.Image.Suite == "" {
-		opts.Image = DefaultImage
+		opts.Image = ImageFor(Suite())
 	}
 	if opts.Cache == "" {
 		opts.Cache = DefaultCache

@@ -53,11 +53,17 @@ func newFaultGroup(t *testing.T, ctx context.Context) *faultGroup {
 // just before the agent starts (a drop-in of the user's, say).
 func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGroup {
 	t.Helper()
+	return newFaultGroupOn(t, ctx, newBench(t), debianUnits, extra)
+}
+
+// newFaultGroupOn is newFaultGroupWith on bench b, whose boxes run the
+// distribution's units before the story (Debian's redis or valkey units).
+func newFaultGroupOn(t *testing.T, ctx context.Context, b *box.Bench, units []string, extra string) *faultGroup {
+	t.Helper()
 	script := strings.Replace(story, "systemctl enable --now", extra+"systemctl enable --now", 1)
-	b := newBench(t)
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {
-		debianRedisRunning(t, ctx, bx)
+		unitsRunning(t, ctx, bx, units)
 	}
 	for _, bx := range boxes {
 		if out, errOut, err := bx.ExecInput(ctx, []byte(script), nil, "sh", "-ex"); err != nil {
