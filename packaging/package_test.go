@@ -748,6 +748,13 @@ func TestPackages(t *testing.T) {
 		}
 
 		t.Run("rpmlint", func(t *testing.T) { rpmlint(t, rpm) })
+
+		t.Run("installed into a tree", func(t *testing.T) {
+			// The same build under a higher version, for the upgrade.
+			dist2 := t.TempDir()
+			run(t, repo, nil, "make", "--no-print-directory", "package", "PKG_VERSION="+version+".1", "DIST="+dist2)
+			testRPMInTree(t, rpm, filepath.Join(dist2, "redis-ha-agent-"+version+".1-1."+rpmArch+".rpm"))
+		})
 	})
 }
 

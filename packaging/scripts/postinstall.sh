@@ -89,7 +89,9 @@ if [ "$action" = install ]; then
 		fi
 	done
 	if [ -n "$taken" ]; then
-		say "stopped, disabled and masked$taken: redis-ha-agent runs redis and sentinel itself; purging redis-ha-agent unmasks them"
+		undo="purging redis-ha-agent"
+		if [ "$format" = rpm ]; then undo="erasing redis-ha-agent"; fi
+		say "stopped, disabled and masked$taken: redis-ha-agent runs redis and sentinel itself; $undo unmasks them"
 	fi
 fi
 
