@@ -79,6 +79,10 @@ var processState struct {
 	lock  *os.File
 	count atomic.Int64
 	image sync.Map // ImageSpec key → image dir
+	// build serializes image builds: EnsureImage clears what it takes for
+	// an interrupted build, which a parallel test building another image
+	// would otherwise be.
+	build sync.Mutex
 }
 
 func setupProcess(t testing.TB) error {
@@ -196,6 +200,11 @@ func New(t testing.TB, opts Options) *Bench {
 
 func imageFor(ctx context.Context, t testing.TB, opts Options) (string, error) {
 	key := opts.Cache + "\x00" + opts.Image.key()
+	if dir, ok := processState.image.Load(key); ok {
+		return dir.(string), nil
+	}
+	processState.build.Lock()
+	defer processState.build.Unlock()
 	if dir, ok := processState.image.Load(key); ok {
 		return dir.(string), nil
 	}
