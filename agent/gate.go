@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
@@ -278,6 +280,13 @@ func (n *node) failovers(ctx context.Context) {
 // warning level (redis: "Can't handle RDB format version 12; Error reading the
 // RDB base file ..."), else its exit status.
 func exitReason(e supervisor.Exit) string {
+	// Killed, it had no last words: earlier warnings are not why.
+	var ee *exec.ExitError
+	if errors.As(e.Err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return e.Err.Error()
+		}
+	}
 	if len(e.Warnings) > 0 {
 		return strings.Join(e.Warnings, "; ")
 	}
