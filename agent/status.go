@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -101,9 +102,15 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 	defer c.Close()
 	if r, err := c.Role(ctx); err != nil {
 		ps.Error = err.Error()
-		// Its agent may know why: redis' own words on its last exit.
-		if b, err := agentStatus(ctx, cfg, a.Host); err == nil && strings.HasPrefix(b.Status, "redis ") {
-			ps.Error = "its agent says: " + b.Status
+		// The box is up but its redis is not: its agent may know why, in
+		// redis' own words on its last exit. (A box that does not answer at
+		// all is not asked again.)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			if b, err := agentStatus(actx, cfg, a.Host); err == nil && strings.HasPrefix(b.Status, "redis ") {
+				ps.Error = "its agent says: " + b.Status
+			}
+			cancel()
 		}
 	} else {
 		ps.Reachable = true
