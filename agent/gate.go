@@ -386,7 +386,8 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	}
 	master := n.chooseMaster(ctx, cfg).Master
 	sc := sentinelConf(cfg)
-	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	sc.Master, sc.MyID, sc.State = master, myid, keep
+	sc.KnownReplicas, sc.Sentinels = cfg.Peers, cfg.Group().Sentinels
 	if err := n.writeTLS(cfg); err != nil {
 		return supervisor.Spec{}, err
 	}
@@ -417,10 +418,9 @@ func (n *node) myID(cfg *config.Config) (string, error) {
 	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); sentinel.ValidMyID(st.MyID) {
 		return st.MyID, atomicfile.WriteFile(myIDPath(cfg), []byte(st.MyID+"\n"), 0o644, -1, -1)
 	}
-	id, err := sentinel.NewMyID()
-	if err != nil {
-		return "", fmt.Errorf("new sentinel id: %w", err)
-	}
+	// Derived from the group and this sentinel's address: a box re-imaged
+	// at the same address is the same sentinel to its peers.
+	id := sentinel.DeriveMyID(cfg.Cluster.Name, cfg.LocalSentinel())
 	if err := atomicfile.WriteFile(myIDPath(cfg), []byte(id+"\n"), 0o644, -1, -1); err != nil {
 		return "", fmt.Errorf("save sentinel id: %w", err)
 	}

@@ -177,6 +177,8 @@ func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	} else if err := n.applyRedis(ctx, cur, set); err != nil {
 		n.log.Warn("reload: runtime change refused by redis; restarting it", "err", err)
 		n.redis.Restart()
+	} else if len(cur.Peers) != len(next.Peers) {
+		n.resizeFence(ctx, next)
 	}
 	switch {
 	case cur.Single() != next.Single():
@@ -217,6 +219,29 @@ func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]stri
 		n.log.Info("reload: redis setting applied", "key", kv[0])
 	}
 	return nil
+}
+
+// resizeFence puts min-replicas-to-write where a group of next's size wants
+// it, on every box (a replica keeps it when promoted): the healthy value, or
+// the fence on a fenced master. redis.conf has it only from the next start.
+// Kept from three boxes in a group grown to five, a master cut off with one
+// replica would go on acknowledging writes while its agent is dead; kept
+// from five in a group shrunk to three, a master would refuse every write
+// as soon as one of its two replicas went.
+func (n *node) resizeFence(ctx context.Context, next *config.Config) {
+	put, what := n.local.Redis().Unfence, "min-replicas-to-write"
+	if n.st.fenced {
+		put, what = n.local.Redis().Fence, "fence"
+	}
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := put(cctx, len(next.Peers)); err != nil {
+		// FenceDrift puts a fence right at the next rounds; the healthy
+		// value is rendered again at redis's next start.
+		n.log.Warn("reload: "+what+" for the new number of peers not set", "peers", len(next.Peers), "err", err)
+		return
+	}
+	n.log.Info("reload: "+what+" follows the number of peers", "peers", len(next.Peers), "fenced", n.st.fenced)
 }
 
 // applySentinel pushes the per-group settings to the local sentinel; every

@@ -157,10 +157,7 @@ func TestIntegrationFailover(t *testing.T) {
 	scs := make([]*Sentinel, len(sentinels))
 	stops := make([]func(), len(sentinels))
 	for i, s := range sentinels {
-		id, err := NewMyID()
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := DeriveMyID(name, s)
 		dir := t.TempDir()
 		confs[i] = SentinelConf{
 			Name: name, Port: s.Port, Bind: []string{"127.0.0.1"}, Announce: s, Dir: dir,
@@ -237,6 +234,38 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 		if _, _, err := scs[0].Usable(ctxTimeout(t, time.Second), "nope"); !errors.Is(err, wire.ErrNoMaster) {
 			t.Errorf("Usable(nope) = %v, want wire.ErrNoMaster", err)
+		}
+	})
+
+	// What a sentinel remembers, by address, and a reset: it forgets, then
+	// learns the group again (the replica from the master's INFO, the
+	// sentinels from their hello messages).
+	t.Run("KnownAndReset", func(t *testing.T) {
+		knows := func() error {
+			k, err := scs[0].Known(ctxTimeout(t, time.Second), name)
+			if err != nil {
+				return err
+			}
+			var peers []wire.Addr
+			for _, p := range k.Peers {
+				peers = append(peers, p.Addr)
+			}
+			if k.Master != master || len(k.Replicas) != 1 || k.Replicas[0].Addr != replica ||
+				!slices.Equal(sortedAddrs(peers), sentinels[1:]) {
+				return fmt.Errorf("known %+v", k)
+			}
+			return nil
+		}
+		testutil.WaitFor(t, 10*time.Second, "sentinel knows the group", knows)
+		if err := scs[0].Reset(ctxTimeout(t, time.Second), name); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := scs[0].Known(ctxTimeout(t, time.Second), name); err != nil || len(k.Peers) != 0 || k.Master != master {
+			t.Errorf("just reset: %+v, %v; want the master alone", k, err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "sentinel learns the group again", knows)
+		if err := scs[0].Reset(ctxTimeout(t, time.Second), "nope"); err == nil {
+			t.Error("reset of an unknown group: no error")
 		}
 	})
 
@@ -457,7 +486,7 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 		Password: testPassword, Persistence: "none", Priority: 100,
 	}), false, master.Port)
 	dir := t.TempDir()
-	id, _ := NewMyID()
+	id := DeriveMyID("hosted", local(17122))
 	startServer(t, dir, "sentinel.conf", RenderSentinel(SentinelConf{
 		Name: "hosted", Port: 17122, Bind: []string{"127.0.0.1"}, Dir: dir,
 		Master: wire.Addr{Host: "localhost", Port: master.Port}, Quorum: 1,
@@ -490,6 +519,10 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 	if err := monitor(ctx, sc.c, "byname", wire.Addr{Host: "localhost", Port: master.Port}, 1); err != nil {
 		t.Error(err)
 	}
+}
+
+func sortedAddrs(as []wire.Addr) []wire.Addr {
+	return slices.SortedFunc(slices.Values(as), func(a, b wire.Addr) int { return strings.Compare(a.String(), b.String()) })
 }
 
 func countPrefix(lines []string, prefix string) int {
