@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
@@ -41,6 +42,9 @@ commands:
                                  restart redis here (a master switches over first), or on every box,
                                  replicas first, one at a time; --pending: only where the binary or a
                                  restart-only setting changed
+  adopt-data DIR                 before the group's first start, on the bootstrap primary or a single
+                                 box: make an existing redis data directory (e.g. /var/lib/redis) this
+                                 box's dataset
   version                        print the version
 
 every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
@@ -69,10 +73,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "redis-ha-agent %s\n", Version)
 		return ExitOK
 	}
+	// adopt-data takes one directory, before or after the flags.
+	var dataDir string
+	if cmd == "adopt-data" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		dataDir, rest = rest[0], rest[1:]
+	}
 	if err := fs.Parse(rest); err != nil {
 		return ExitUsage
 	}
-	if fs.NArg() > 0 {
+	if cmd == "adopt-data" && dataDir == "" && fs.NArg() == 1 {
+		dataDir = fs.Arg(0)
+	} else if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		return ExitUsage
 	}
@@ -101,6 +112,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = drainCmd(ctx, *confPath, cmd == "undrain", stdout)
 	case "restart":
 		err = restartCmd(ctx, *confPath, *rolling, *pendingOnly, stdout)
+	case "adopt-data":
+		err = adoptDataCmd(ctx, *confPath, dataDir, stdout)
 	default:
 		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
 		return ExitUsage

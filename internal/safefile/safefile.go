@@ -49,6 +49,22 @@ func openState(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	return f, nil
 }
 
+// OpenIn opens the file name under r for reading, as Open checks a state
+// file: a regular file with no other hard link. r keeps the path, symlinks
+// included, inside its directory: a directory another user owns (a redis
+// data directory being adopted) cannot make root read anything outside it.
+func OpenIn(r *os.Root, name string) (*os.File, error) {
+	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOpened(f, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // ReadFile reads the state file at path, as Open checks it, up to limit
 // bytes; a longer file is ErrTooLarge.
 func ReadFile(path string, limit int64) ([]byte, error) {
