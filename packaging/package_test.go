@@ -112,6 +112,7 @@ func TestMaintainerScripts(t *testing.T) {
 		install, prerm, postrm = "postinstall.sh", "preremove.sh", "postremove.sh"
 		upgraded               = "0.0.0+1.gaaaaaaa"
 		masked                 = "redis-server.service\n"
+		foundRunning           = "redis-server.service enabled active\n"
 	)
 	takeOver := []string{
 		"systemctl stop redis-server.service",
@@ -144,8 +145,50 @@ func TestMaintainerScripts(t *testing.T) {
 		want: []step{
 			generatedPassword, dirMode("var/lib/redis-ha", 0o750),
 			isMasked("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
-			absent("var/lib/redis-ha/.removed"),
+			absent("var/lib/redis-ha/.removed"), file("var/lib/redis-ha/.debian-units-found", foundRunning),
 		},
+	}, {
+		name:   "install over a Debian redis holding keys leaves both alone",
+		script: install, args: []string{"configure", ""},
+		env:     []string{"STUB_KEYS=db0:keys=9000,expires=0,avg_ttl=0\ndb3:keys=1000,expires=2,avg_ttl=0"},
+		wantLog: slices.Concat(fresh, []string{"systemctl daemon-reload"}),
+		wantOut: []string{"redis-server holds 10000 keys (/var/lib/redis)", "left disabled and stopped",
+			"systemctl disable --now redis-server.service", "redis-ha-agent adopt-data /var/lib/redis",
+			"systemctl enable --now redis-ha-agent.service"},
+		want: []step{notMasked("redis-server.service"), absent("var/lib/redis-ha/.masked-by-redis-ha"),
+			file("var/lib/redis-ha/.debian-units-found", foundRunning)},
+	}, {
+		name:   "install over a Debian redis that will not say what it holds",
+		script: install, args: []string{"configure", ""},
+		env:     []string{"STUB_CLI_FAILS=1"},
+		wantLog: slices.Concat(fresh, []string{"systemctl daemon-reload"}),
+		wantOut: []string{"redis-server holds data redis-ha-agent could not count (/var/lib/redis)"},
+		want:    []step{notMasked("redis-server.service")},
+	}, {
+		name:   "install beside a stopped Debian redis whose snapshot holds keys",
+		script: install, args: []string{"configure", ""},
+		setup: []step{file("var/lib/redis/dump.rdb", "REDIS0010"),
+			file("etc/redis/redis.conf", "# Debian's\ndir /var/lib/redis\nport 6379\n")},
+		env:     []string{"STUB_ACTIVE=inactive", "STUB_ENABLED=disabled", "STUB_RDB_KEYS=42"},
+		wantLog: slices.Concat(fresh, []string{"systemctl daemon-reload"}),
+		wantOut: []string{"redis-server holds 42 keys (/var/lib/redis)"},
+		want: []step{notMasked("redis-server.service"),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service disabled inactive\n")},
+	}, {
+		name:   "install beside a stopped Debian redis whose snapshot is empty",
+		script: install, args: []string{"configure", ""},
+		setup: []step{file("var/lib/redis/dump.rdb", "REDIS0010")},
+		env:   []string{"STUB_ACTIVE=inactive"},
+		wantLog: slices.Concat(fresh, takeOver, []string{"systemctl daemon-reload", "systemctl --root=ROOT --quiet enable redis-ha-agent.service",
+			"systemctl start redis-ha-agent.service"}),
+		want: []step{isMasked("redis-server.service")},
+	}, {
+		name:   "install beside a Debian append-only file: data it cannot count",
+		script: install, args: []string{"configure", ""},
+		setup:   []step{file("var/lib/redis/appendonlydir/appendonly.aof.1.incr.aof", "*1\r\n$5\r\nMULTI\r\n")},
+		env:     []string{"STUB_ACTIVE=inactive"},
+		wantLog: slices.Concat(fresh, []string{"systemctl daemon-reload"}),
+		wantOut: []string{"could not count"},
 	}, {
 		name:   "rpm install without systemd running",
 		script: install, args: []string{"1"}, offline: true,
@@ -154,7 +197,8 @@ func TestMaintainerScripts(t *testing.T) {
 			"systemctl --root=ROOT --quiet mask redis-server.service",
 			"systemctl --root=ROOT --quiet enable redis-ha-agent.service",
 		}),
-		want: []step{generatedPassword, isMasked("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked)},
+		want: []step{generatedPassword, isMasked("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service enabled inactive\n")},
 	}, {
 		name:   "install keeps the admin's mask and password",
 		script: install, args: []string{"configure", ""},
@@ -227,6 +271,29 @@ func TestMaintainerScripts(t *testing.T) {
 		wantLog: []string{"systemctl daemon-reload"},
 		wantOut: []string{"still masked until redis-ha-agent is purged: redis-server.service"},
 		want:    []step{file("etc/redis-ha/password", "s3cret\n"), isMasked("redis-server.service")},
+	}, {
+		name:   "deb purge puts the distribution's units back as found",
+		script: postrm, args: []string{"purge"},
+		setup: []step{mask("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", foundRunning)},
+		wantLog: []string{"systemctl --root=ROOT --quiet unmask redis-server.service", "systemctl --root=ROOT --quiet enable redis-server.service",
+			"systemctl start redis-server.service", "systemctl daemon-reload"},
+		wantOut: []string{"unmasked redis-server.service", "enabled redis-server.service again", "started redis-server.service again"},
+		want:    []step{absent("var/lib/redis-ha"), notMasked("redis-server.service")},
+	}, {
+		name:   "purge leaves a unit found disabled disabled",
+		script: postrm, args: []string{"purge"}, offline: true,
+		setup: []step{mask("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service disabled inactive\n")},
+		wantLog: []string{"systemctl --root=ROOT --quiet unmask redis-server.service"},
+		wantOut: []string{"unmasked redis-server.service"},
+		want:    []step{notMasked("redis-server.service")},
+	}, {
+		name:   "purge after a held install: the units were never masked",
+		script: postrm, args: []string{"purge"},
+		setup:   []step{file("var/lib/redis-ha/.debian-units-found", foundRunning)},
+		wantLog: []string{"systemctl --root=ROOT --quiet enable redis-server.service", "systemctl start redis-server.service", "systemctl daemon-reload"},
+		wantOut: []string{"enabled redis-server.service again", "started redis-server.service again"},
 	}, {
 		name:   "deb purge",
 		script: postrm, args: []string{"purge"},
@@ -387,19 +454,30 @@ var generatedPassword = step{check: func(t *testing.T, root string) {
 func writeStubs(t *testing.T) string {
 	dir := t.TempDir()
 	stubs := map[string]string{
-		"systemctl": `echo "systemctl $*" >>"$STUB_LOG"
-root= verb= unit=
+		// Questions (is-enabled, is-active) change nothing and are not logged; they
+		// answer STUB_ENABLED and STUB_ACTIVE (enabled, active by default).
+		"systemctl": `root= verb= unit= quiet=
 for a; do
-	case $a in --root=*) root=${a#--root=} ;; -*) ;; *) if [ -z "$verb" ]; then verb=$a; else unit=$a; fi ;; esac
+	case $a in --root=*) root=${a#--root=} ;; --quiet) quiet=1 ;; -*) ;; *) if [ -z "$verb" ]; then verb=$a; else unit=$a; fi ;; esac
 done
+case $verb in
+is-enabled) echo "${STUB_ENABLED:-enabled}"; exit 0 ;;
+is-active) a=${STUB_ACTIVE:-active}; [ -n "$quiet" ] || echo "$a"; [ "$a" = active ]; exit ;;
+esac
+echo "systemctl $*" >>"$STUB_LOG"
 case $verb in
 mask) ln -s /dev/null "$root/etc/systemd/system/$unit" ;;
 unmask) rm "$root/etc/systemd/system/$unit" ;;
 start) [ -z "$STUB_START_FAILS" ] ;;
 esac`,
-		"chown":   `echo "chown $*" >>"$STUB_LOG"`,
-		"useradd": `echo "useradd $*" >>"$STUB_LOG"`,
-		"getent":  `[ -z "$STUB_NO_REDIS" ]`,
+		// Debian's redis as redis-cli and redis-check-rdb see it: STUB_KEYS is INFO
+		// keyspace's lines, STUB_RDB_KEYS what a snapshot holds.
+		"redis-cli": `[ -z "$STUB_CLI_FAILS" ] || { echo "NOAUTH Authentication required."; exit 0; }
+printf '# Keyspace\n%s\n' "$STUB_KEYS"`,
+		"redis-check-rdb": `echo "[info] ${STUB_RDB_KEYS:-0} keys read"`,
+		"chown":           `echo "chown $*" >>"$STUB_LOG"`,
+		"useradd":         `echo "useradd $*" >>"$STUB_LOG"`,
+		"getent":          `[ -z "$STUB_NO_REDIS" ]`,
 	}
 	for name, body := range stubs {
 		must(t, os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755))

@@ -8,6 +8,7 @@ set -e
 root=${DPKG_ROOT:-}
 state=$root/var/lib/redis-ha
 masked=$state/.masked-by-redis-ha
+found=$state/.debian-units-found
 
 case "$1" in
 remove | purge | 0) ;;
@@ -17,17 +18,34 @@ esac
 say() { echo "redis-ha-agent: $*"; }
 running() { [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null; }
 
-# Unmask what postinst masked, unless the admin has replaced our mask since.
+# Unmask what postinst masked, unless the admin has replaced our mask since; then put
+# the distribution's units back as the first install found them: enabled if they were,
+# started if they ran. An install older than that record leaves them disabled.
 unmask() {
-	[ -f "$masked" ] || return 0
-	if command -v systemctl >/dev/null; then
+	if [ -f "$masked" ] && command -v systemctl >/dev/null; then
 		while read -r u; do
 			[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" = /dev/null ] || continue
-			systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} --quiet unmask "$u" &&
-				say "unmasked $u; it stays disabled: systemctl enable --now $u to use it again"
+			if systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} --quiet unmask "$u"; then
+				if [ -f "$found" ]; then say "unmasked $u"; else
+					say "unmasked $u; it stays disabled: systemctl enable --now $u to use it again"
+				fi
+			fi
 		done <"$masked"
 	fi
 	rm -f "$masked"
+	if [ -f "$found" ] && command -v systemctl >/dev/null; then
+		while read -r u enabled active; do
+			# Masked by the admin since: theirs.
+			[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" != /dev/null ] || continue
+			if [ "$enabled" = enabled ] && systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} --quiet enable "$u"; then
+				say "enabled $u again, as redis-ha-agent found it"
+			fi
+			if [ "$active" = active ] && running && systemctl start "$u"; then
+				say "started $u again, as redis-ha-agent found it running"
+			fi
+		done <"$found"
+	fi
+	rm -f "$found"
 }
 
 case "$1" in
