@@ -178,11 +178,11 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 				if st.switching {
 					continue // the group may be changing under the answers
 				}
-				if f := n.forgetStep(v); !f.Reset.IsZero() {
+				if f := n.forgetStep(v); !f.Reset.IsZero() || len(f.Drop) > 0 {
 					st.switching = true
 					cfg := n.config()
 					switchovers.Go(func() {
-						n.resetSentinel(ctx, cfg, f)
+						n.forget(ctx, cfg, f)
 						switched <- struct{}{}
 					})
 				}

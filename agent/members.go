@@ -24,6 +24,10 @@ const (
 	// forgetSettle is redis-doc's spacing of resets: the longest a sentinel
 	// that cannot learn a peer holds the next reset.
 	forgetSettle = 30 * time.Second
+	// replicaDeadAfter: a replica that has not acknowledged this long has
+	// gone. It is min-replicas-max-lag, after which the master no longer
+	// counts it for writes either.
+	replicaDeadAfter = 10 * time.Second
 )
 
 // membersDue: the loop should ask the sentinels what they remember now.
@@ -39,11 +43,13 @@ func (n *node) gatherMembers(ctx context.Context, cfg *config.Config, s ha.Snaps
 	g := cfg.Group()
 	v := ha.MembersView{Self: cfg.Self, Master: s.IsMaster(), Peers: cfg.Peers, Sentinels: g.Sentinels,
 		Quorum: cfg.SentinelQuorum(), Known: make([]ha.Known, len(g.Sentinels))}
-	for _, r := range s.Role.Replicas {
-		v.Connected = append(v.Connected, r.Addr)
-	}
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	links, err := n.local.Redis().Links(cctx)
+	if err != nil {
+		v.Master = false // not known: nothing is decided on it
+	}
+	v.Links = links
 	var wg sync.WaitGroup
 	for i, a := range g.Sentinels {
 		wg.Go(func() {
@@ -61,7 +67,7 @@ func (n *node) gatherMembers(ctx context.Context, cfg *config.Config, s ha.Snaps
 // changed, and returns the sentinel to reset now (zero: none).
 func (n *node) forgetStep(v ha.MembersView) ha.Forgetting {
 	st := &n.st
-	st.forget.Gap, st.forget.Settle = forgetGap, forgetSettle
+	st.forget.Gap, st.forget.Settle, st.forget.DeadAfter = forgetGap, forgetSettle, replicaDeadAfter
 	f := st.forget.Step(time.Now(), v)
 	said := strings.Join(f.Stale, "; ") + "|" + strings.Join(f.Alive, "; ") + "|" + f.Wait
 	if said != st.forgetSaid {
@@ -76,6 +82,25 @@ func (n *node) forgetStep(v ha.MembersView) ha.Forgetting {
 		}
 	}
 	return f
+}
+
+// forget carries a step of ha.Forget out: the master closes the dead links
+// of removed replicas (else every sentinel learns them again from its INFO
+// until repl-timeout), then one sentinel forgets what is gone.
+func (n *node) forget(ctx context.Context, cfg *config.Config, f ha.Forgetting) {
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	for _, a := range f.Drop {
+		if k, err := n.local.Redis().DropReplicas(cctx, a.Host); err != nil {
+			n.log.Warn("membership: could not close a removed replica's dead link", "replica", a.String(), "err", err)
+		} else if k > 0 {
+			n.log.Info("membership: closed the dead replication link of a box no longer in cluster.peers",
+				"replica", a.String(), "silent for more than", replicaDeadAfter)
+		}
+	}
+	if !f.Reset.IsZero() {
+		n.resetSentinel(ctx, cfg, f)
+	}
 }
 
 // resetSentinel makes one sentinel forget what is gone: SENTINEL RESET,

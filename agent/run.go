@@ -55,6 +55,7 @@ type node struct {
 	adopted  struct{ redis, sentinel atomic.Bool } // taken over from the previous agent, to configure
 	pause    atomic.Pointer[sentinel.Pause]        // the group's pause last seen; nil: not paused
 	drained  atomic.Bool                           // this box is never promoted (drain)
+	unsynced atomic.Bool                           // an empty replica that never synced: never promoted (ha.Priority)
 	started  atomic.Pointer[[]string]              // what only a restart changes of the running redis (sentinel.RestartOnly)
 	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }

@@ -269,6 +269,28 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 	})
 
+	// The master's view of its replicas' links, and closing one: the
+	// replica connects again by itself.
+	t.Run("LinksAndDrop", func(t *testing.T) {
+		links, err := mc.Links(ctxTimeout(t, time.Second))
+		if err != nil || len(links) != 1 || links[0].Addr != replica || links[0].Lag > 2 {
+			t.Fatalf("Links = %+v, %v; want %v with a lag of a second at most", links, err, replica)
+		}
+		if n, err := mc.DropReplicas(ctxTimeout(t, time.Second), "127.0.0.2"); n != 0 || err != nil {
+			t.Errorf("DropReplicas(another host) = %d, %v", n, err)
+		}
+		if n, err := mc.DropReplicas(ctxTimeout(t, time.Second), replica.Host); n != 1 || err != nil {
+			t.Errorf("DropReplicas(%s) = %d, %v; want 1", replica.Host, n, err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "the replica linked again", func() error {
+			r, err := rc.Role(ctxTimeout(t, time.Second))
+			if err != nil || r.Link != "connected" {
+				return fmt.Errorf("replica %+v, %v", r, err)
+			}
+			return nil
+		})
+	})
+
 	t.Run("Set", func(t *testing.T) {
 		ctx := ctxTimeout(t, time.Second)
 		if err := scs[0].Set(ctx, name, "down-after-milliseconds", "1000", "failover-timeout", "10000"); err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,29 +53,6 @@ func NewLoaderClient(socket string) *Redis {
 	return &Redis{c: redis.NewClient(o)}
 }
 
-// Keys counts the keys of every database (INFO keyspace).
-func (r *Redis) Keys(ctx context.Context) (int64, error) {
-	info, err := r.c.Info(ctx, "keyspace").Result()
-	if err != nil {
-		return 0, fmt.Errorf("info keyspace: %w", err)
-	}
-	var n int64
-	for l := range strings.Lines(info) {
-		// db0:keys=10000,expires=0,avg_ttl=0
-		_, rest, ok := strings.Cut(strings.TrimSpace(l), ":keys=")
-		if !ok || !strings.HasPrefix(strings.TrimSpace(l), "db") {
-			continue
-		}
-		k, _, _ := strings.Cut(rest, ",")
-		v, err := strconv.ParseInt(k, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("info keyspace: %q", l)
-		}
-		n += v
-	}
-	return n, nil
-}
-
 // WriteAOF turns the append-only file on (CONFIG SET appendonly yes) and
 // waits until redis has written the dataset into it: the rewrite that
 // follows creates appendonlydir/ with its manifest.
@@ -114,14 +89,4 @@ func (r *Redis) SaveAndShutdown(ctx context.Context) error {
 		return nil // no reply: it is gone
 	}
 	return fmt.Errorf("shutdown save: %w", err)
-}
-
-func infoFields(info string) map[string]string {
-	m := map[string]string{}
-	for l := range strings.Lines(info) {
-		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
-			m[k] = v
-		}
-	}
-	return m
 }

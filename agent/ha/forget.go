@@ -3,6 +3,7 @@ package ha
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
@@ -27,11 +28,16 @@ import (
 // the master forgets it again.
 //
 // What is forgotten is only what would not come back at once: a replica
-// not in the peers and not connected to the master, a sentinel not in the
+// not in the peers whose link to the master is gone, a sentinel not in the
 // peers and down, or one whose address Sentinel stopped trusting (port 0:
 // another sentinel announced it, as a box re-imaged at the same address
 // with a new id does). A removed box still running would be learnt again
-// the next second; it is reported instead (Forgetting.Alive).
+// the next second; it is reported instead (Forgetting.Alive). A box powered
+// off goes without a word: its master lists it until repl-timeout (60 s),
+// and every sentinel reset would learn it again from the master's INFO. A
+// removed replica that has not acknowledged for DeadAfter is gone, and its
+// link is dropped (Forgetting.Drop) unless a member shares its host, which
+// the master cannot tell apart from it.
 //
 // When: one sentinel at a time (redis-doc sentinel.md), only while a quorum
 // of sentinels, and a majority, names this box and none runs a failover,
@@ -49,7 +55,7 @@ type MembersView struct {
 	Peers     []wire.Addr // cluster.peers
 	Sentinels []wire.Addr // the peers' sentinels
 	Quorum    int
-	Connected []wire.Addr // the replicas connected to this master (ROLE)
+	Links     []wire.Link // the replicas this master lists (INFO replication)
 	Known     []Known     // one per sentinel asked
 }
 
@@ -70,12 +76,16 @@ type Forgetting struct {
 	// Alive lists what is not in the peers yet answers: a removed box still
 	// running (stop its agent) or an added one this box's peers lack yet.
 	Alive []string
+	// Drop lists removed replicas whose dead links the master still holds:
+	// close them now, before any reset.
+	Drop []wire.Addr
 }
 
 // Forget paces the resets; its zero value with Gap and Settle set is ready.
 type Forget struct {
-	Gap    time.Duration // at least this long between two resets
-	Settle time.Duration // at most this long waiting for sentinels to learn the group
+	Gap       time.Duration // at least this long between two resets
+	Settle    time.Duration // at most this long waiting for sentinels to learn the group
+	DeadAfter time.Duration // a replica silent this long has gone
 
 	last     time.Time // the last reset
 	learning time.Time // since when some sentinel has not known the whole group
@@ -85,6 +95,18 @@ type Forget struct {
 // as done: the next one waits Gap from now.
 func (f *Forget) Step(now time.Time, v MembersView) Forgetting {
 	var out Forgetting
+	var connected []wire.Addr // links that are alive
+	var drop []wire.Addr
+	for _, l := range v.Links {
+		if time.Duration(l.Lag)*time.Second <= f.DeadAfter {
+			connected = append(connected, l.Addr)
+			continue
+		}
+		shared := slices.ContainsFunc(v.Peers, func(p wire.Addr) bool { return p.Host == l.Addr.Host })
+		if !slices.Contains(v.Peers, l.Addr) && !shared {
+			drop = append(drop, l.Addr)
+		}
+	}
 	var answered []Known
 	stale := map[wire.Addr]bool{} // sentinels that remember something to forget
 	for _, k := range v.Known {
@@ -95,7 +117,7 @@ func (f *Forget) Step(now time.Time, v MembersView) Forgetting {
 		for _, r := range k.State.Replicas {
 			switch {
 			case slices.Contains(v.Peers, r.Addr):
-			case slices.Contains(v.Connected, r.Addr):
+			case slices.Contains(connected, r.Addr):
 				out.Alive = appendNew(out.Alive, "replica "+r.Addr.String())
 			default:
 				stale[k.Sentinel] = true
@@ -113,7 +135,7 @@ func (f *Forget) Step(now time.Time, v MembersView) Forgetting {
 			}
 		}
 	}
-	if len(out.Stale) == 0 {
+	if len(out.Stale) == 0 && len(drop) == 0 {
 		f.learning = time.Time{}
 		return out
 	}
@@ -137,7 +159,19 @@ func (f *Forget) Step(now time.Time, v MembersView) Forgetting {
 		out.Wait = fmt.Sprintf("%d sentinels answer naming this master; a reset needs %d (the quorum and a majority)", agree, need)
 		return out
 	}
-	if why := learning(answered, v.Connected); why != "" {
+	out.Drop = drop
+	if len(out.Stale) == 0 {
+		return out
+	}
+	// A removed replica still linked may be a box powered off moments ago:
+	// until its link is known dead, every reset would learn it again.
+	for _, a := range out.Alive {
+		if strings.HasPrefix(a, "replica ") {
+			out.Wait = a + ", not in cluster.peers, is still linked to the master"
+			return out
+		}
+	}
+	if why := learning(answered, connected); why != "" {
 		if f.learning.IsZero() {
 			f.learning = now
 		}

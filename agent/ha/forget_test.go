@@ -2,6 +2,7 @@ package ha
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,13 +56,22 @@ func (k knows) known() Known {
 }
 
 func view(master bool, peers, connected []wire.Addr, ks ...knows) MembersView {
-	v := MembersView{Self: fr1, Master: master, Peers: peers, Quorum: len(peers)/2 + 1, Connected: connected}
+	v := MembersView{Self: fr1, Master: master, Peers: peers, Quorum: len(peers)/2 + 1}
+	for _, c := range connected {
+		v.Links = append(v.Links, wire.Link{Addr: c, Lag: 1})
+	}
 	for _, p := range peers {
 		v.Sentinels = append(v.Sentinels, sentinelAt(p))
 	}
 	for _, k := range ks {
 		v.Known = append(v.Known, k.known())
 	}
+	return v
+}
+
+// withLink adds a replica the master lists, silent for lag.
+func (v MembersView) withLink(a wire.Addr, lag time.Duration) MembersView {
+	v.Links = append(slices.Clone(v.Links), wire.Link{Addr: a, Lag: int(lag / time.Second)})
 	return v
 }
 
@@ -82,51 +92,66 @@ func TestForget(t *testing.T) {
 		wait  string    // in Wait; "" = no wait
 		stale int
 		alive string // in Alive
+		drop  []wire.Addr
 	}{
 		{"nothing to forget", view(true, peers, conn, clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			wire.Addr{}, "", 0, ""},
+			wire.Addr{}, "", 0, "", nil},
 		{"a replaced box: the first sentinel that remembers it", view(true, peers, conn, old(fr1, fr2, fr4), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			sentinelAt(fr1), "", 4, ""},
+			sentinelAt(fr1), "", 4, "", nil},
 		{"only a sentinel further down remembers it", view(true, peers, conn, clean(fr1, fr2, fr4), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			sentinelAt(fr2), "", 2, ""},
+			sentinelAt(fr2), "", 2, "", nil},
 		{"not the master: nothing is reset", view(false, peers, conn, old(fr1, fr2, fr4), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			wire.Addr{}, "not the master", 4, ""},
+			wire.Addr{}, "not the master", 4, "", nil},
 		{"a sentinel names another master", view(true, peers, conn, old(fr1, fr2, fr4),
 			knows{box: fr2, master: fr2, sentinel: []wire.Addr{fr1, fr4}}, clean(fr4, fr1, fr2)),
-			wire.Addr{}, "names 10.0.0.2:6379 as master", 2, ""},
+			wire.Addr{}, "names 10.0.0.2:6379 as master", 2, "", nil},
 		{"a failover runs", view(true, peers, conn, old(fr1, fr2, fr4),
 			knows{box: fr2, master: fr1, replicas: conn, sentinel: []wire.Addr{fr1, fr4}, inProgress: true}, clean(fr4, fr1, fr2)),
-			wire.Addr{}, "failing the master over", 2, ""},
+			wire.Addr{}, "failing the master over", 2, "", nil},
 		{"no majority answers", view(true, peers, conn, old(fr1, fr2, fr4), knows{box: fr2, err: true}, knows{box: fr4, err: true}),
-			wire.Addr{}, "1 sentinels answer", 2, ""},
+			wire.Addr{}, "1 sentinels answer", 2, "", nil},
 		{"a quorum and a majority answer: enough", view(true, peers, conn, old(fr1, fr2, fr4), knows{box: fr2, err: true},
-			clean(fr4, fr1, fr2)), sentinelAt(fr1), "", 2, ""},
+			clean(fr4, fr1, fr2)), sentinelAt(fr1), "", 2, "", nil},
 		{"a sentinel has not learnt the new box yet", view(true, peers, conn, old(fr1, fr2), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			wire.Addr{}, "10.0.0.1:26379 does not know sentinel 10.0.0.4:26379 yet", 4, ""},
+			wire.Addr{}, "10.0.0.1:26379 does not know sentinel 10.0.0.4:26379 yet", 4, "", nil},
 		{"a sentinel has not learnt a replica yet", view(true, peers, conn, old(fr1, fr2, fr4),
 			knows{box: fr2, master: fr1, replicas: []wire.Addr{fr4}, sentinel: []wire.Addr{fr1, fr4}}, clean(fr4, fr1, fr2)),
-			wire.Addr{}, "10.0.0.2:26379 does not know replica 10.0.0.2:6379 yet", 2, ""},
+			wire.Addr{}, "10.0.0.2:26379 does not know replica 10.0.0.2:6379 yet", 2, "", nil},
 		{"a removed box still runs: it would be learnt again at once", view(true, peers, append(conn, fr3),
 			knows{box: fr1, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr2, fr4, fr3}},
 			knows{box: fr2, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr1, fr4, fr3}},
 			knows{box: fr4, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr1, fr2, fr3}}),
-			wire.Addr{}, "", 0, "replica 10.0.0.3:6379"},
+			wire.Addr{}, "", 0, "replica 10.0.0.3:6379", nil},
 		{"a box added that this box's peers lack yet", view(true, []wire.Addr{fr1, fr2, fr3}, []wire.Addr{fr2, fr3, fr4},
 			knows{box: fr1, master: fr1, replicas: []wire.Addr{fr2, fr3, fr4}, sentinel: []wire.Addr{fr2, fr3, fr4}},
 			knows{box: fr2, master: fr1, replicas: []wire.Addr{fr2, fr3, fr4}, sentinel: []wire.Addr{fr1, fr3, fr4}},
 			knows{box: fr3, master: fr1, replicas: []wire.Addr{fr2, fr3, fr4}, sentinel: []wire.Addr{fr1, fr2, fr4}}),
-			wire.Addr{}, "", 0, "sentinel 10.0.0.4:26379"},
+			wire.Addr{}, "", 0, "sentinel 10.0.0.4:26379", nil},
+		{"a box powered off moments ago: its link is not known dead yet", view(true, peers, conn,
+			knows{box: fr1, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr2, fr4, fr3}, down: []wire.Addr{fr3}},
+			clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(fr3, 4*time.Second),
+			wire.Addr{}, "10.0.0.3:6379, not in cluster.peers, is still linked", 1, "replica 10.0.0.3:6379", nil},
+		{"a box powered off for good: its dead link dropped, and forgotten", view(true, peers, conn,
+			knows{box: fr1, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr2, fr4, fr3}, down: []wire.Addr{fr3}},
+			clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(fr3, 12*time.Second),
+			sentinelAt(fr1), "", 2, "", []wire.Addr{fr3}},
+		{"a dead link of a removed box sharing a member's host is not dropped", view(true, peers, conn,
+			clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(wire.Addr{Host: fr2.Host, Port: 6380}, time.Minute),
+			wire.Addr{}, "", 0, "", nil},
+		{"a member's dead link is the group's to handle, not membership's", view(true, peers, nil,
+			clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(fr2, time.Minute).withLink(fr4, time.Second),
+			wire.Addr{}, "", 0, "", nil},
 		{"a box re-imaged at its address with a new id: its old self at port 0", view(true, peers, conn,
 			knows{box: fr1, master: fr1, replicas: conn, sentinel: []wire.Addr{fr2, fr4}, ghosts: []wire.Addr{fr4}},
 			clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			sentinelAt(fr1), "", 1, ""},
+			sentinelAt(fr1), "", 1, "", nil},
 		{"a removed sentinel not yet seen down is not forgotten: it may still run", view(true, peers, conn,
 			knows{box: fr1, master: fr1, replicas: conn, sentinel: []wire.Addr{fr2, fr4, fr5}}, clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
-			wire.Addr{}, "", 0, "sentinel 10.0.0.5:26379"},
+			wire.Addr{}, "", 0, "sentinel 10.0.0.5:26379", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := Forget{Gap: 5 * time.Second, Settle: 30 * time.Second}
+			f := Forget{Gap: 5 * time.Second, Settle: 30 * time.Second, DeadAfter: 10 * time.Second}
 			got := f.Step(time.Unix(1000, 0), tt.v)
 			if got.Reset != tt.reset {
 				t.Errorf("reset %v, want %v (wait %q)", got.Reset, tt.reset, got.Wait)
@@ -139,6 +164,9 @@ func TestForget(t *testing.T) {
 			}
 			if !strings.Contains(strings.Join(got.Alive, ", "), tt.alive) || (tt.alive == "") != (len(got.Alive) == 0) {
 				t.Errorf("alive %q, want %q", got.Alive, tt.alive)
+			}
+			if !slices.Equal(got.Drop, tt.drop) {
+				t.Errorf("drop %v, want %v", got.Drop, tt.drop)
 			}
 		})
 	}
@@ -156,7 +184,7 @@ func TestForgetStaged(t *testing.T) {
 		return knows{box: box, master: fr1, replicas: conn, sentinel: others}
 	}
 	blank := func(box wire.Addr) knows { return knows{box: box, master: fr1} }
-	f := Forget{Gap: 5 * time.Second, Settle: 30 * time.Second}
+	f := Forget{Gap: 5 * time.Second, Settle: 30 * time.Second, DeadAfter: 10 * time.Second}
 	t0 := time.Unix(1000, 0)
 	steps := []struct {
 		at    time.Duration
