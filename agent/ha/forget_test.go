@@ -17,6 +17,20 @@ var (
 		wire.Addr{Host: "10.0.0.3", Port: 6379}, wire.Addr{Host: "10.0.0.4", Port: 6379}, wire.Addr{Host: "10.0.0.5", Port: 6379}
 )
 
+// The group after n3 was replaced by n4: its peers, and the replicas
+// linked to n1.
+var frPeers, frConn = []wire.Addr{fr1, fr2, fr4}, []wire.Addr{fr2, fr4}
+
+// has3 is the sentinel at box, naming n1, that still remembers n3 (down);
+// no3 one that does not.
+func has3(box wire.Addr, others ...wire.Addr) knows {
+	return knows{box: box, master: fr1, replicas: append([]wire.Addr{fr3}, frConn...), sentinel: append(others, fr3), down: []wire.Addr{fr3}}
+}
+
+func no3(box wire.Addr, others ...wire.Addr) knows {
+	return knows{box: box, master: fr1, replicas: frConn, sentinel: others}
+}
+
 func sentinelAt(a wire.Addr) wire.Addr { return wire.Addr{Host: a.Host, Port: a.Port + 20000} }
 
 // knows is a sentinel at box that names master and remembers the replicas
@@ -76,15 +90,7 @@ func (v MembersView) withLink(a wire.Addr, lag time.Duration) MembersView {
 }
 
 func TestForget(t *testing.T) {
-	peers := []wire.Addr{fr1, fr2, fr4}
-	conn := []wire.Addr{fr2, fr4}
-	// n3 powered off for good, n4 joined: n1 and n2 remember n3, down.
-	old := func(box wire.Addr, others ...wire.Addr) knows {
-		return knows{box: box, master: fr1, replicas: append([]wire.Addr{fr3}, conn...), sentinel: append(others, fr3), down: []wire.Addr{fr3}}
-	}
-	clean := func(box wire.Addr, others ...wire.Addr) knows {
-		return knows{box: box, master: fr1, replicas: conn, sentinel: others}
-	}
+	peers, conn := frPeers, frConn
 	tests := []struct {
 		name  string
 		v     MembersView
@@ -94,28 +100,28 @@ func TestForget(t *testing.T) {
 		alive string // in Alive
 		drop  []wire.Addr
 	}{
-		{"nothing to forget", view(true, peers, conn, clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+		{"nothing to forget", view(true, peers, conn, no3(fr1, fr2, fr4), no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			wire.Addr{}, "", 0, "", nil},
-		{"a replaced box: the first sentinel that remembers it", view(true, peers, conn, old(fr1, fr2, fr4), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+		{"a replaced box: the first sentinel that remembers it", view(true, peers, conn, has3(fr1, fr2, fr4), has3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			sentinelAt(fr1), "", 4, "", nil},
-		{"only a sentinel further down remembers it", view(true, peers, conn, clean(fr1, fr2, fr4), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+		{"only a sentinel further down remembers it", view(true, peers, conn, no3(fr1, fr2, fr4), has3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			sentinelAt(fr2), "", 2, "", nil},
-		{"not the master: nothing is reset", view(false, peers, conn, old(fr1, fr2, fr4), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+		{"not the master: nothing is reset", view(false, peers, conn, has3(fr1, fr2, fr4), has3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			wire.Addr{}, "not the master", 4, "", nil},
-		{"a sentinel names another master", view(true, peers, conn, old(fr1, fr2, fr4),
-			knows{box: fr2, master: fr2, sentinel: []wire.Addr{fr1, fr4}}, clean(fr4, fr1, fr2)),
+		{"a sentinel names another master", view(true, peers, conn, has3(fr1, fr2, fr4),
+			knows{box: fr2, master: fr2, sentinel: []wire.Addr{fr1, fr4}}, no3(fr4, fr1, fr2)),
 			wire.Addr{}, "names 10.0.0.2:6379 as master", 2, "", nil},
-		{"a failover runs", view(true, peers, conn, old(fr1, fr2, fr4),
-			knows{box: fr2, master: fr1, replicas: conn, sentinel: []wire.Addr{fr1, fr4}, inProgress: true}, clean(fr4, fr1, fr2)),
+		{"a failover runs", view(true, peers, conn, has3(fr1, fr2, fr4),
+			knows{box: fr2, master: fr1, replicas: conn, sentinel: []wire.Addr{fr1, fr4}, inProgress: true}, no3(fr4, fr1, fr2)),
 			wire.Addr{}, "failing the master over", 2, "", nil},
-		{"no majority answers", view(true, peers, conn, old(fr1, fr2, fr4), knows{box: fr2, err: true}, knows{box: fr4, err: true}),
+		{"no majority answers", view(true, peers, conn, has3(fr1, fr2, fr4), knows{box: fr2, err: true}, knows{box: fr4, err: true}),
 			wire.Addr{}, "1 sentinels answer", 2, "", nil},
-		{"a quorum and a majority answer: enough", view(true, peers, conn, old(fr1, fr2, fr4), knows{box: fr2, err: true},
-			clean(fr4, fr1, fr2)), sentinelAt(fr1), "", 2, "", nil},
-		{"a sentinel has not learnt the new box yet", view(true, peers, conn, old(fr1, fr2), old(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+		{"a quorum and a majority answer: enough", view(true, peers, conn, has3(fr1, fr2, fr4), knows{box: fr2, err: true},
+			no3(fr4, fr1, fr2)), sentinelAt(fr1), "", 2, "", nil},
+		{"a sentinel has not learnt the new box yet", view(true, peers, conn, has3(fr1, fr2), has3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			wire.Addr{}, "10.0.0.1:26379 does not know sentinel 10.0.0.4:26379 yet", 4, "", nil},
-		{"a sentinel has not learnt a replica yet", view(true, peers, conn, old(fr1, fr2, fr4),
-			knows{box: fr2, master: fr1, replicas: []wire.Addr{fr4}, sentinel: []wire.Addr{fr1, fr4}}, clean(fr4, fr1, fr2)),
+		{"a sentinel has not learnt a replica yet", view(true, peers, conn, has3(fr1, fr2, fr4),
+			knows{box: fr2, master: fr1, replicas: []wire.Addr{fr4}, sentinel: []wire.Addr{fr1, fr4}}, no3(fr4, fr1, fr2)),
 			wire.Addr{}, "10.0.0.2:26379 does not know replica 10.0.0.2:6379 yet", 2, "", nil},
 		{"a removed box still runs: it would be learnt again at once", view(true, peers, append(conn, fr3),
 			knows{box: fr1, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr2, fr4, fr3}},
@@ -129,24 +135,24 @@ func TestForget(t *testing.T) {
 			wire.Addr{}, "", 0, "sentinel 10.0.0.4:26379", nil},
 		{"a box powered off moments ago: its link is not known dead yet", view(true, peers, conn,
 			knows{box: fr1, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr2, fr4, fr3}, down: []wire.Addr{fr3}},
-			clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(fr3, 4*time.Second),
+			no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)).withLink(fr3, 4*time.Second),
 			wire.Addr{}, "10.0.0.3:6379, not in cluster.peers, is still linked", 1, "replica 10.0.0.3:6379", nil},
 		{"a box powered off for good: its dead link dropped, and forgotten", view(true, peers, conn,
 			knows{box: fr1, master: fr1, replicas: append(conn, fr3), sentinel: []wire.Addr{fr2, fr4, fr3}, down: []wire.Addr{fr3}},
-			clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(fr3, 12*time.Second),
+			no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)).withLink(fr3, 12*time.Second),
 			sentinelAt(fr1), "", 2, "", []wire.Addr{fr3}},
 		{"a dead link of a removed box sharing a member's host is not dropped", view(true, peers, conn,
-			clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(wire.Addr{Host: fr2.Host, Port: 6380}, time.Minute),
+			no3(fr1, fr2, fr4), no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)).withLink(wire.Addr{Host: fr2.Host, Port: 6380}, time.Minute),
 			wire.Addr{}, "", 0, "", nil},
 		{"a member's dead link is the group's to handle, not membership's", view(true, peers, nil,
-			clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)).withLink(fr2, time.Minute).withLink(fr4, time.Second),
+			no3(fr1, fr2, fr4), no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)).withLink(fr2, time.Minute).withLink(fr4, time.Second),
 			wire.Addr{}, "", 0, "", nil},
 		{"a box re-imaged at its address with a new id: its old self at port 0", view(true, peers, conn,
 			knows{box: fr1, master: fr1, replicas: conn, sentinel: []wire.Addr{fr2, fr4}, ghosts: []wire.Addr{fr4}},
-			clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+			no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			sentinelAt(fr1), "", 1, "", nil},
 		{"a removed sentinel not yet seen down is not forgotten: it may still run", view(true, peers, conn,
-			knows{box: fr1, master: fr1, replicas: conn, sentinel: []wire.Addr{fr2, fr4, fr5}}, clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)),
+			knows{box: fr1, master: fr1, replicas: conn, sentinel: []wire.Addr{fr2, fr4, fr5}}, no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)),
 			wire.Addr{}, "", 0, "sentinel 10.0.0.5:26379", nil},
 	}
 	for _, tt := range tests {
@@ -175,14 +181,7 @@ func TestForget(t *testing.T) {
 // TestForgetStaged walks a replacement through its resets: one sentinel at
 // a time, each learning the group again before the next, Gap apart.
 func TestForgetStaged(t *testing.T) {
-	peers := []wire.Addr{fr1, fr2, fr4}
-	conn := []wire.Addr{fr2, fr4}
-	old := func(box wire.Addr, others ...wire.Addr) knows {
-		return knows{box: box, master: fr1, replicas: append([]wire.Addr{fr3}, conn...), sentinel: append(others, fr3), down: []wire.Addr{fr3}}
-	}
-	clean := func(box wire.Addr, others ...wire.Addr) knows {
-		return knows{box: box, master: fr1, replicas: conn, sentinel: others}
-	}
+	peers, conn := frPeers, frConn
 	blank := func(box wire.Addr) knows { return knows{box: box, master: fr1} }
 	f := Forget{Gap: 5 * time.Second, Settle: 30 * time.Second, DeadAfter: 10 * time.Second}
 	t0 := time.Unix(1000, 0)
@@ -192,18 +191,18 @@ func TestForgetStaged(t *testing.T) {
 		reset wire.Addr
 		wait  string
 	}{
-		{0, view(true, peers, conn, old(fr1, fr2, fr4), old(fr2, fr1, fr4), old(fr4, fr1, fr2)), sentinelAt(fr1), ""},
+		{0, view(true, peers, conn, has3(fr1, fr2, fr4), has3(fr2, fr1, fr4), has3(fr4, fr1, fr2)), sentinelAt(fr1), ""},
 		// Just reset: it knows nobody yet.
-		{time.Second, view(true, peers, conn, blank(fr1), old(fr2, fr1, fr4), old(fr4, fr1, fr2)), wire.Addr{}, "does not know"},
+		{time.Second, view(true, peers, conn, blank(fr1), has3(fr2, fr1, fr4), has3(fr4, fr1, fr2)), wire.Addr{}, "does not know"},
 		// It has learnt the group again, but within Gap.
-		{3 * time.Second, view(true, peers, conn, clean(fr1, fr2, fr4), old(fr2, fr1, fr4), old(fr4, fr1, fr2)), wire.Addr{}, "resets are 5s apart"},
-		{5 * time.Second, view(true, peers, conn, clean(fr1, fr2, fr4), old(fr2, fr1, fr4), old(fr4, fr1, fr2)), sentinelAt(fr2), ""},
+		{3 * time.Second, view(true, peers, conn, no3(fr1, fr2, fr4), has3(fr2, fr1, fr4), has3(fr4, fr1, fr2)), wire.Addr{}, "resets are 5s apart"},
+		{5 * time.Second, view(true, peers, conn, no3(fr1, fr2, fr4), has3(fr2, fr1, fr4), has3(fr4, fr1, fr2)), sentinelAt(fr2), ""},
 		// The second never learns the fourth's sentinel (a cut between
 		// them): the third waits Settle for it, then goes on.
-		{11 * time.Second, view(true, peers, conn, clean(fr1, fr2, fr4), clean(fr2, fr1), old(fr4, fr1, fr2)), wire.Addr{}, "does not know"},
-		{40 * time.Second, view(true, peers, conn, clean(fr1, fr2, fr4), clean(fr2, fr1), old(fr4, fr1, fr2)), wire.Addr{}, "does not know"},
-		{41 * time.Second, view(true, peers, conn, clean(fr1, fr2, fr4), clean(fr2, fr1), old(fr4, fr1, fr2)), sentinelAt(fr4), ""},
-		{50 * time.Second, view(true, peers, conn, clean(fr1, fr2, fr4), clean(fr2, fr1, fr4), clean(fr4, fr1, fr2)), wire.Addr{}, ""},
+		{11 * time.Second, view(true, peers, conn, no3(fr1, fr2, fr4), no3(fr2, fr1), has3(fr4, fr1, fr2)), wire.Addr{}, "does not know"},
+		{40 * time.Second, view(true, peers, conn, no3(fr1, fr2, fr4), no3(fr2, fr1), has3(fr4, fr1, fr2)), wire.Addr{}, "does not know"},
+		{41 * time.Second, view(true, peers, conn, no3(fr1, fr2, fr4), no3(fr2, fr1), has3(fr4, fr1, fr2)), sentinelAt(fr4), ""},
+		{50 * time.Second, view(true, peers, conn, no3(fr1, fr2, fr4), no3(fr2, fr1, fr4), no3(fr4, fr1, fr2)), wire.Addr{}, ""},
 	}
 	for _, s := range steps {
 		got := f.Step(t0.Add(s.at), s.v)
