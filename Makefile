@@ -73,16 +73,23 @@ package: build ## .deb and .rpm in dist/ (version from git: packaging/version.sh
 	done
 .PHONY: package
 
-# The previous build for the upgrade test: this build under a lower version.
+# The previous build for the upgrade tests: this tree under a lower package version and
+# its own version string, so that the upgrade replaces the binary with a different one
+# (`redis-ha-agent version` tells them apart). The build under test is rebuilt after it.
 E2E_PREV  := $(DIST)/e2e-previous
 E2E_FLAGS ?=
+# The test binary's clock includes the wait for the box bench's lock (RHA_LOCK_WAIT):
+# raise both together when another run holds the bench.
+E2E_TIMEOUT ?= 30m
 
 e2e: deps package ## end-to-end tests: the .deb on Debian boxes booting systemd (root; test/box, test/e2e)
-	@$(MAKE) --no-print-directory package PKG_VERSION='$(PKG_VERSION)~e2e.prev' DIST=$(E2E_PREV) >/dev/null
+	@$(MAKE) --no-print-directory package PKG_VERSION='$(PKG_VERSION)~e2e.prev' VERSION='$(VERSION)-e2e.prev' \
+		DIST=$(E2E_PREV) >/dev/null
+	@$(MAKE) --no-print-directory build >/dev/null
 	RHA_E2E=1 \
 	RHA_DEB=$(abspath $(DIST))/redis-ha-agent_$(PKG_VERSION)-$(PKG_RELEASE)_$$(go env GOARCH).deb \
 	RHA_DEB_PREV=$(abspath $(E2E_PREV))/redis-ha-agent_$(PKG_VERSION)~e2e.prev-$(PKG_RELEASE)_$$(go env GOARCH).deb \
-		go test -p 1 -count=1 -timeout 20m $(E2E_FLAGS) ./test/box/ ./test/e2e/; \
+		go test -p 1 -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./test/box/ ./test/e2e/; \
 	rc=$$?; go run ./test/box/cmd/sweep || rc=1; exit $$rc
 .PHONY: e2e
 

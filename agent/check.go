@@ -82,8 +82,16 @@ func check(ctx context.Context, path string, out io.Writer) error {
 			continue
 		}
 		s := cfg.SentinelOf(a)
-		report(dialOK(ctx, a), true, "peer redis %s reachable", a)
-		report(dialOK(ctx, s), true, "peer sentinel %s reachable", s)
+		for _, p := range []struct {
+			what string
+			addr wire.Addr
+		}{{"redis", a}, {"sentinel", s}} {
+			ok := dialOK(ctx, p.addr)
+			report(ok, true, "peer %s %s %s", p.what, p.addr, reachable(ok))
+			if m := speaksMismatch(ctx, cfg, p.addr); ok && m != "" {
+				report(false, false, "peer %s %s", p.what, m)
+			}
+		}
 		if ps, err := peerServer(ctx, cfg, a); err == nil {
 			servers[a.String()] = ps
 		}
@@ -92,6 +100,12 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		report(false, false, "%s", why)
 	} else if len(servers) > 1 {
 		report(true, false, "servers: %s", describeServers(servers))
+	}
+
+	if c := cfg.Certs; c != nil {
+		left := time.Until(c.NotAfter)
+		report(left > 14*24*time.Hour, true, "tls: %s names %s, signed by %s, valid until %s (%d days)",
+			cfg.TLS.CertFile, cfg.Self.Host, cfg.TLS.CAFile, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
 	}
 
 	if cfg.Tuning.Enabled {
@@ -112,9 +126,14 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	case n == 2:
 		report(false, true, "2 peers: losing either box loses the majority, so no automatic failover; use 3")
 	case n%2 == 0:
-		report(false, true, "%d peers: an even count tolerates no more failures than %d", n, n-1)
+		report(false, true, "%d peers survive the loss of %d box(es), no more than %d would: use an odd count", n, (n-1)/2, n-1)
 	default:
 		report(true, false, "%d peers, quorum %d: survives the loss of %d box(es)", n, cfg.Quorum, (n-1)/2)
+	}
+	if len(cfg.Peers) > 0 {
+		for _, line := range peerListDiffs(ctx, cfg) {
+			report(line.ok, line.warn, "%s", line.text)
+		}
 	}
 	if failed {
 		return errUnhealthy
@@ -124,7 +143,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 
 // peerServer asks a peer's redis which server it is (INFO server).
 func peerServer(ctx context.Context, cfg *config.Config, a wire.Addr) (sentinel.Server, error) {
-	c := sentinel.NewRedis(a, cfg.Password)
+	c := sentinel.NewRedis(a, cfg.Creds())
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -137,6 +156,67 @@ func describeServers(servers map[string]sentinel.Server) string {
 		parts = append(parts, fmt.Sprintf("%s %s", who, servers[who]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+func reachable(ok bool) string {
+	if ok {
+		return "reachable"
+	}
+	return "unreachable"
+}
+
+type checkLine struct {
+	ok, warn bool
+	text     string
+}
+
+// peerListDiffs compares this box's cluster.peers with every other box's,
+// as each box's agent reports them in /status: membership is changed by
+// editing the peers on every box, and until every box lists the same ones
+// the sentinels and agents disagree on who belongs.
+func peerListDiffs(ctx context.Context, cfg *config.Config) []checkLine {
+	mine := peerList(addrStrings(cfg.Peers))
+	var lines []checkLine
+	same := 0
+	for _, a := range cfg.Peers {
+		if a == cfg.Self {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := peerBoxStatus(cctx, cfg, a)
+		cancel()
+		switch {
+		case err != nil:
+			lines = append(lines, checkLine{warn: true, text: fmt.Sprintf("peer %s: its peer list cannot be read: %v", a, err)})
+		case st.ConfiguredPeers == nil:
+			lines = append(lines, checkLine{warn: true, text: fmt.Sprintf("peer %s: its agent does not report its peer list (an older version?)", a)})
+		case peerList(st.ConfiguredPeers) != mine:
+			lines = append(lines, checkLine{text: fmt.Sprintf("peer %s lists peers [%s], this box [%s]: edit cluster.peers alike on every box",
+				a, peerList(st.ConfiguredPeers), mine)})
+		default:
+			same++
+		}
+	}
+	if same == len(cfg.Peers)-1 {
+		lines = append(lines, checkLine{ok: true, text: fmt.Sprintf("every box lists the same %d peers", len(cfg.Peers))})
+	}
+	return lines
+}
+
+// peerList is a peer list in a form that compares alike whatever the
+// order.
+func peerList(peers []string) string {
+	s := slices.Clone(peers)
+	slices.Sort(s)
+	return strings.Join(s, ", ")
+}
+
+func addrStrings(as []wire.Addr) []string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return s
 }
 
 func dialOK(ctx context.Context, a wire.Addr) bool {

@@ -24,6 +24,7 @@ func controlPath(cfg *config.Config) string { return filepath.Join(cfg.Node.RunD
 
 type controlReply struct {
 	Result  *SwitchoverResult `json:"result,omitempty"`
+	Message string            `json:"message,omitempty"` // what the CLI prints
 	Error   string            `json:"error,omitempty"`
 	Refused bool              `json:"refused,omitempty"`
 }
@@ -42,15 +43,30 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 		log.Warn("control socket", "err", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /switchover", func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.requestSwitchover(r.Context(), r.URL.Query().Get("to"))
-		reply := controlReply{Result: &res}
+	reply := func(w http.ResponseWriter, what string, reply controlReply, err error) {
 		if err != nil {
 			reply = controlReply{Error: err.Error(), Refused: errors.Is(err, errRefused)}
-			log.Warn("switchover failed", "err", err)
+			log.Warn(what+" failed", "err", err)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(reply)
+	}
+	mux.HandleFunc("POST /switchover", func(w http.ResponseWriter, r *http.Request) {
+		res, err := n.requestSwitchover(r.Context(), r.URL.Query().Get("to"))
+		reply(w, "switchover", controlReply{Result: &res, Message: fmt.Sprintf("switchover: %s -> %s in %s (writes paused %s)",
+			res.From, res.To, res.Took.Round(time.Millisecond), res.Paused.Round(time.Millisecond))}, err)
+	})
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := n.requestOp(r.Context(), n.drainHere)
+		reply(w, "drain", controlReply{Message: msg}, err)
+	})
+	mux.HandleFunc("POST /undrain", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := n.requestOp(r.Context(), n.undrainHere)
+		reply(w, "undrain", controlReply{Message: msg}, err)
+	})
+	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := n.requestRestart(r.Context(), r.URL.Query().Get("pending") == "true")
+		reply(w, "restart", controlReply{Message: msg}, err)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
@@ -70,18 +86,13 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 
 // requestSwitchover hands a switchover to the loop and waits for its result.
 func (n *node) requestSwitchover(ctx context.Context, to string) (SwitchoverResult, error) {
-	call := switchoverCall{ctx: ctx, to: to, reply: make(chan switchoverReply, 1)}
-	select {
-	case n.switchovers <- call:
-	case <-ctx.Done():
-		return SwitchoverResult{}, ctx.Err()
-	}
-	select {
-	case r := <-call.reply:
-		return r.res, r.err
-	case <-ctx.Done():
-		return SwitchoverResult{}, ctx.Err()
-	}
+	var res SwitchoverResult
+	_, err := n.requestOp(ctx, func(ctx context.Context) (string, error) {
+		var err error
+		res, err = n.switchover(ctx, to)
+		return "", err
+	})
+	return res, err
 }
 
 // switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the
@@ -91,6 +102,17 @@ func switchoverCmd(ctx context.Context, path, to string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reply, err := controlCall(ctx, cfg, "/switchover?to="+url.QueryEscape(to), time.Minute)
+	if err != nil {
+		return fmt.Errorf("switchover: %w", err)
+	}
+	fmt.Fprintln(out, reply.Message)
+	return nil
+}
+
+// controlCall posts to the local agent's control socket and returns its
+// reply; an error the agent reports is returned as such.
+func controlCall(ctx context.Context, cfg *config.Config, path string, timeout time.Duration) (controlReply, error) {
 	sock := controlPath(cfg)
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -98,26 +120,23 @@ func switchoverCmd(ctx context.Context, path, to string, out io.Writer) error {
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent/switchover?to="+url.QueryEscape(to), nil)
+	var reply controlReply
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+path, nil)
 	if err != nil {
-		return fmt.Errorf("switchover: %w", err)
+		return reply, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("switchover: is the agent running? %w", err)
+		return reply, fmt.Errorf("is the agent running? %w", err)
 	}
 	defer resp.Body.Close()
-	var reply controlReply
 	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
-		return fmt.Errorf("switchover: bad reply from the agent: %w", err)
+		return reply, fmt.Errorf("bad reply from the agent: %w", err)
 	}
 	if reply.Error != "" {
-		return errors.New(reply.Error)
+		return reply, errors.New(reply.Error)
 	}
-	r := reply.Result
-	fmt.Fprintf(out, "switchover: %s -> %s in %s (writes paused %s)\n", r.From, r.To,
-		r.Took.Round(time.Millisecond), r.Paused.Round(time.Millisecond))
-	return nil
+	return reply, nil
 }

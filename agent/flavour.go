@@ -86,6 +86,8 @@ func lookupServiceUser(srv sentinel.Server) (*syscall.Credential, string, error)
 // handOver gives the state directory to uid:gid. The top directory's owner
 // says whose it is; when that changes (Redis to Valkey, whose user differs),
 // everything in it changes owner, or the new user could not read its data.
+// The directory is the old user's: a file with another hard link may be
+// someone else's file (safefile), and keeps its owner.
 func handOver(dir string, uid, gid int) (bool, error) {
 	fi, err := os.Lstat(dir)
 	if err != nil {
@@ -94,9 +96,16 @@ func handOver(dir string, uid, gid int) (bool, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
 		return false, nil
 	}
-	return true, filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+	return true, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if !d.IsDir() {
+			if fi, err := d.Info(); err != nil {
+				return err
+			} else if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				return nil
+			}
 		}
 		return os.Lchown(p, uid, gid)
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/atomicfile"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
@@ -57,6 +58,8 @@ func redisConf(cfg *config.Config, replicaOf *wire.Addr) sentinel.RedisConf {
 		// when the agent is dead or hung.
 		MinReplicas:       sentinel.MinReplicas(len(cfg.Peers)),
 		MinReplicasMaxLag: 10,
+		TLS:               tlsFiles(cfg),
+		ACL:               cfg.ACL(),
 	}
 }
 
@@ -74,6 +77,8 @@ func sentinelConf(cfg *config.Config) sentinel.SentinelConf {
 		FailoverTimeout: time.Duration(cfg.Sentinel.FailoverTimeout),
 		ParallelSyncs:   cfg.ParallelSyncs(),
 		Password:        cfg.Password,
+		TLS:             tlsFiles(cfg),
+		ACL:             cfg.ACL(),
 	}
 }
 
@@ -83,7 +88,10 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	cfg := n.config()
 	var marker, stoppedCleanly bool
 	if last == nil {
-		_, err := os.Stat(runningMarker(cfg))
+		if pid, ok := n.running(ctx, cfg, redisConfPath(cfg), n.local.Redis().Server); ok {
+			return n.adoptRedis(cfg, pid)
+		}
+		_, err := os.Lstat(runningMarker(cfg))
 		marker = err == nil
 		// A redis that outlived a killed agent held every acknowledged write;
 		// stopped with SIGTERM it persists them all (AOF fsync on shutdown), so
@@ -109,6 +117,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 		cfg = n.config()
 		d := n.chooseMaster(ctx, cfg)
 		var hold, failover bool
+		gate.Paused = n.isPaused()
 		start, hold, failover = gate.Step(time.Now(), cfg.Self, d, crashed, cfg.Single())
 		if !hold {
 			if start.ReplicaOf != nil {
@@ -135,7 +144,13 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	n.roles.setCause("started by the agent: " + start.Why)
 	replicaOf := start.ReplicaOf
 
-	conf := sentinel.RenderRedis(redisConf(cfg, replicaOf))
+	if err := n.writeTLS(cfg); err != nil {
+		return supervisor.Spec{}, err
+	}
+	rc := redisConf(cfg, replicaOf)
+	rc.Priority = n.priority(cfg)
+	conf := sentinel.RenderRedis(rc)
+	n.noteStarted(cfg, rc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(redisConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render redis.conf: %w", err)
@@ -143,16 +158,7 @@ func (n *node) nextRedis(ctx context.Context, last *supervisor.Exit) (supervisor
 	if err := atomicfile.WriteFile(runningMarker(cfg), []byte("running\n"), 0o644, -1, -1); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("mark redis running: %w", err)
 	}
-	return supervisor.Spec{
-		Name:       "redis",
-		Path:       cfg.Redis.Binary,
-		Args:       []string{redisConfPath(cfg)},
-		Dir:        cfg.Node.DataDir,
-		Credential: n.cred,
-		StopGrace:  childStopWait,
-		PidFile:    redisPidFile(cfg),
-		ParseLine:  sentinel.ParseLogLine,
-	}, nil
+	return n.redisSpec(cfg), nil
 }
 
 // fastFailover asks a sentinel — ours first, else a peer's — for an immediate
@@ -199,7 +205,7 @@ func (n *node) failoverVia(ctx context.Context, g sentinel.Group, s wire.Addr) e
 // directory removed while it ran): it answers on our port, to our password,
 // with our data directory. SHUTDOWN persists its data like SIGTERM would.
 func (n *node) shutdownOrphan(ctx context.Context, cfg *config.Config) (found, clean bool) {
-	c := sentinel.NewRedis(cfg.Self, cfg.Password)
+	c := sentinel.NewRedis(cfg.Self, cfg.Creds())
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -271,6 +277,10 @@ func (n *node) failovers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-n.failover:
+			if n.isPaused() {
+				n.log.Warn("the master's redis died while the group is paused: no failover; it restarts as master")
+				continue
+			}
 			n.fastFailover(ctx, n.config())
 		}
 	}
@@ -389,6 +399,15 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 		}
 		cfg, changed = n.configAndChange()
 	}
+	if last == nil {
+		if pid, ok := n.running(ctx, cfg, sentinelConfPath(cfg), n.local.Sentinel().Server); ok {
+			n.log.Info("sentinel of the previous agent is running: adopting it", "pid", pid)
+			n.adopted.sentinel.Store(true)
+			spec := n.sentinelSpec(cfg)
+			spec.Adopt = pid
+			return spec, nil
+		}
+	}
 	myid, err := n.myID(cfg)
 	if err != nil {
 		return supervisor.Spec{}, err
@@ -403,42 +422,41 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	}
 	master := n.chooseMaster(ctx, cfg).Master
 	sc := sentinelConf(cfg)
-	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	sc.Master, sc.MyID, sc.State = master, myid, keep
+	sc.KnownReplicas, sc.Sentinels = cfg.Peers, cfg.Group().Sentinels
+	if err := n.writeTLS(cfg); err != nil {
+		return supervisor.Spec{}, err
+	}
 	conf := sentinel.RenderSentinel(sc)
 	uid, gid := n.owner()
 	if err := atomicfile.WriteFile(sentinelConfPath(cfg), conf, 0o600, uid, gid); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("render sentinel.conf: %w", err)
 	}
-	return supervisor.Spec{
-		Name:       "sentinel",
-		Path:       cfg.Redis.Binary,
-		Args:       []string{sentinelConfPath(cfg), "--sentinel"},
-		Dir:        cfg.Node.DataDir,
-		Credential: n.cred,
-		StopGrace:  childStopWait,
-		PidFile:    sentPidFile(cfg),
-		ParseLine:  sentinel.ParseLogLine,
-	}, nil
+	return n.sentinelSpec(cfg), nil
 }
 
 // myID returns this node's sentinel id, created once and kept in the state
 // directory so that a restarted sentinel is the same sentinel to its peers.
+// The directory belongs to the redis user, so the file is read as safefile
+// reads state, and only 40 hex digits count as an id: whatever else it holds
+// would go into sentinel.conf, where the redis user can read it.
 func (n *node) myID(cfg *config.Config) (string, error) {
-	b, err := os.ReadFile(myIDPath(cfg))
-	if err == nil && len(b) >= 40 {
-		return string(b[:40]), nil
+	b, err := safefile.ReadFile(myIDPath(cfg), 4096)
+	if id := strings.TrimSpace(string(b)); err == nil && sentinel.ValidMyID(id) {
+		return id, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read sentinel id: %w", err)
+		n.log.Warn("sentinel id file refused; taking the id from sentinel.conf or a new one", "err", err)
+	} else if err == nil {
+		n.log.Warn("sentinel id file does not hold 40 hex digits; taking the id from sentinel.conf or a new one")
 	}
 	// Adopt the id of a sentinel.conf written before the id file existed.
-	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); len(st.MyID) == 40 {
+	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); sentinel.ValidMyID(st.MyID) {
 		return st.MyID, atomicfile.WriteFile(myIDPath(cfg), []byte(st.MyID+"\n"), 0o644, -1, -1)
 	}
-	id, err := sentinel.NewMyID()
-	if err != nil {
-		return "", fmt.Errorf("new sentinel id: %w", err)
-	}
+	// Derived from the group and this sentinel's address: a box re-imaged
+	// at the same address is the same sentinel to its peers.
+	id := sentinel.DeriveMyID(cfg.Cluster.Name, cfg.LocalSentinel())
 	if err := atomicfile.WriteFile(myIDPath(cfg), []byte(id+"\n"), 0o644, -1, -1); err != nil {
 		return "", fmt.Errorf("save sentinel id: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 )
 
 // Change is one role change of the local redis, as `history` prints it.
@@ -139,7 +140,10 @@ func appendHistory(path string, c Change) error {
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The state directory belongs to the redis user: whatever it left at
+	// this name (a symlink, a hard link, a FIFO) must not make root write
+	// elsewhere or wait.
+	f, err := safefile.Append(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
@@ -156,7 +160,7 @@ func appendHistory(path string, c Change) error {
 }
 
 func readHistory(path string) ([]Change, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

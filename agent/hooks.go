@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 	"github.com/redis-ha-agent/redis-ha-agent/supervisor"
 )
 
@@ -28,6 +29,12 @@ func (n *node) runHooks(ctx context.Context, changes <-chan Change, log *slog.Lo
 			}
 			host, port, err := net.SplitHostPort(c.Master)
 			if err != nil {
+				continue
+			}
+			// Checked at load and again now: the hook runs as root, and the
+			// file or a directory above it may have changed hands since.
+			if err := safefile.Trusted(path); err != nil {
+				log.Error("hook refused: not run", "hook", path, "err", err)
 				continue
 			}
 			runHook(ctx, supervisor.Spec{Name: "hook", Path: path, Args: []string{c.To, host, port}, StopGrace: 5 * time.Second}, log)

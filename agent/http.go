@@ -2,20 +2,24 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/internal/vip"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
@@ -31,6 +35,7 @@ import (
 type BoxStatus struct {
 	PeerStatus
 	Gated   bool   `json:"restart_gated"`
+	Paused  bool   `json:"paused"`
 	Healthy bool   `json:"healthy"`
 	Status  string `json:"status"` // the STATUS= line
 }
@@ -70,7 +75,11 @@ func (v view) fresh() bool                 { return v.Fresh(v.now) }
 func (v view) box() BoxStatus {
 	s := v.S
 	b := BoxStatus{PeerStatus: PeerStatus{Member: s.Self.String(), Role: "down", Fenced: s.Fenced},
-		Gated: s.Gated, Healthy: v.healthy(), Status: ha.StatusLine(s)}
+		Gated: s.Gated, Paused: s.Paused, Healthy: v.healthy(), Status: ha.StatusLine(s)}
+	b.PendingRestart, b.Drained = s.Pending, s.Drained
+	if v.cfg != nil {
+		b.ConfiguredPeers = addrStrings(v.cfg.Peers)
+	}
 	if s.RedisUp {
 		b.Reachable, b.Offset = true, s.Role.Offset
 		b.Role = "master"
@@ -140,12 +149,13 @@ func (n *node) serveHTTP(ctx context.Context, addr string, log *slog.Logger) {
 	}
 }
 
-// nextHTTPListen waits for a reload that changes http.listen from addr; false
-// when ctx ends first.
+// nextHTTPListen waits for a reload that changes http.listen from addr, or
+// turns TLS on or off; false when ctx ends first.
 func (n *node) nextHTTPListen(ctx context.Context, addr string) (string, bool) {
+	withTLS := n.config().Certs != nil
 	for {
 		cfg, changed := n.configAndChange()
-		if cfg.HTTPListen != addr {
+		if cfg.HTTPListen != addr || (cfg.Certs != nil) != withTLS {
 			return cfg.HTTPListen, true
 		}
 		select {
@@ -166,7 +176,18 @@ func (n *node) serveHTTPOn(ctx context.Context, addr string, log *slog.Logger) {
 		log.Error("http api unavailable", "listen", addr, "err", err)
 		return
 	}
-	srv := &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+	// Anyone who reaches the port may connect: every connection is bounded
+	// in time and size, and their number is capped, so that idle keep-alive
+	// connections cannot take the agent's file descriptors and memory (1000
+	// of them held 19 MB, forever) nor a flood its one CPU.
+	l = limitListener(l, httpMaxConns)
+	if n.config().Certs != nil {
+		l = tls.NewListener(l, n.httpTLS())
+	}
+	srv := &http.Server{Handler: n.httpHandler(),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -204,7 +225,7 @@ func (n *node) httpHandler() http.Handler {
 		if !v.isPrimary() {
 			return false, nil
 		}
-		kind, err := n.liveRole(r.Context())
+		kind, err := n.api.role(r.Context(), n.probeAPIRole)
 		return err == nil && kind == "master", nil
 	}))
 	mux.HandleFunc("/replica", check(func(v view, r *http.Request) (bool, error) {
@@ -272,6 +293,10 @@ func parseBytes(s string) (int64, error) {
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%q is not a byte count", s)
 	}
+	// 8589934592GB would wrap to -2^63, which means "no bound".
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
 	return n * mult, nil
 }
 
@@ -304,6 +329,9 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.S.InSync)))
 	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.S.Fenced))
 	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.S.Gated))
+	metric("redis_ha_pending_restart", "gauge", "Whether redis should restart: its binary was replaced on disk or a restart-only setting changed.", boolv(v.S.Pending != ""))
+	metric("redis_ha_drained", "gauge", "Whether this box is drained: never promoted until undrained.", boolv(v.S.Drained))
+	metric("redis_ha_paused", "gauge", "Whether the group is paused for maintenance: no automatic failover, fencing or VIP move.", boolv(v.S.Paused))
 	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels that answered this agent's last round.", val(int64(v.Q.Reachable)))
 	metric("redis_ha_sentinels_usable", "gauge", "Sentinels the local sentinel counts as usable (CKQUORUM).", val(int64(v.S.Usable)))
 	metric("redis_ha_role_changes_total", "counter", "Role changes of the local redis since the agent started.", val(int64(v.counts.roleChanges)))
@@ -319,6 +347,56 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 // primary to vouch for.
 const liveRoleTimeout = 100 * time.Millisecond
 
+// probeAPIRole is liveRole for the HTTP API, on connections of its own: a
+// flood of /primary must not queue the loop's probes behind its own in the
+// loop's small pool.
+func (n *node) probeAPIRole(ctx context.Context) (string, error) {
+	return liveRole(ctx, n.api.redis.Redis())
+}
+
+// apiProbe shares the API's ROLE probes among the requests that arrive
+// together: every /primary still sees a ROLE sent after it arrived (a
+// demoted master must answer 503 at once), but a thousand requests in the
+// same millisecond cost one probe, not a thousand. A request joins the
+// batch not yet sent; the first of a batch to get the turn closes the
+// batch, sends the probe and shares the answer.
+type apiProbe struct {
+	turn  sync.Mutex // held while a batch is probed
+	mu    sync.Mutex // guards next
+	next  *roleAnswer
+	redis sentinel.Local // the API's own connections to the local redis
+}
+
+type roleAnswer struct {
+	done chan struct{}
+	kind string
+	err  error
+}
+
+func (p *apiProbe) role(ctx context.Context, probe func(context.Context) (string, error)) (string, error) {
+	p.mu.Lock()
+	if p.next == nil {
+		p.next = &roleAnswer{done: make(chan struct{})}
+	}
+	a := p.next
+	p.mu.Unlock()
+
+	p.turn.Lock()
+	defer p.turn.Unlock()
+	select {
+	case <-a.done: // another request of the batch probed
+		return a.kind, a.err
+	default:
+	}
+	p.mu.Lock()
+	p.next = nil // later requests wait for a probe sent after them
+	p.mu.Unlock()
+	// Not the request's context: the whole batch waits on this answer.
+	a.kind, a.err = probe(context.WithoutCancel(ctx))
+	close(a.done)
+	return a.kind, a.err
+}
+
 // liveRole asks the local redis for its role now. /primary (and the VIP)
 // ask it only when the observation already says primary, so replicas' checks
 // stay probe-free: the observation can be a second old, and a master demoted
@@ -326,12 +404,61 @@ const liveRoleTimeout = 100 * time.Millisecond
 // answering 200 at once, not at its next observation, for by then the new
 // master's agent may vouch for itself (seen on the box bench: 0.45 s of two
 // boxes answering 200).
-func (n *node) liveRole(ctx context.Context) (string, error) {
+func liveRole(ctx context.Context, rc *sentinel.Redis) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, liveRoleTimeout)
 	defer cancel()
-	r, err := n.local.Redis().Role(ctx)
+	r, err := rc.Role(ctx)
 	if err != nil {
 		return "", fmt.Errorf("live role: %w", err)
 	}
 	return r.Kind, nil
+}
+
+// httpMaxConns caps the API's connections: load balancers and Prometheus
+// need a handful.
+const httpMaxConns = 256
+
+// limitListener accepts at most n connections at a time. The next Accept
+// waits for one to close: connections beyond the cap wait in the kernel's
+// backlog, costing the agent neither a descriptor nor CPU.
+func limitListener(l net.Listener, n int) net.Listener {
+	return &limited{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limited struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limited) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limited) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -2,12 +2,16 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +29,8 @@ func TestParseBytes(t *testing.T) {
 	}{
 		{"0", 0, false}, {"1048576", 1048576, false}, {"512kB", 512 << 10, false},
 		{"10MB", 10 << 20, false}, {"1GB", 1 << 30, false}, {"-1", 0, true}, {"lots", 0, true},
+		// Wrapped to -2^63 ("no bound") and to 0 before (review L3).
+		{"8589934592GB", 0, true}, {"17179869184GB", 0, true}, {"8589934591GB", 8589934591 << 30, false},
 	}
 	for _, tt := range tests {
 		got, err := parseBytes(tt.in)
@@ -90,6 +96,7 @@ func TestHTTPEndpoints(t *testing.T) {
 			n.setConfig(cfg)
 			n.pub.Store(&published{cfg: cfg, view: ha.View{S: tt.s, Q: tt.q, Lag: tt.lag, At: at}})
 			defer n.local.Close()
+			defer n.api.redis.Close()
 			method := tt.method
 			if method == "" {
 				method = "GET"
@@ -196,4 +203,105 @@ func TestHTTPFollowsReload(t *testing.T) {
 	testutil.WaitUntil(t, 5*time.Second, "the api moved to "+second, func() bool { return answers(second) && !answers(first) })
 	n.setConfig(&config.Config{HTTPListen: ""})
 	testutil.WaitUntil(t, 5*time.Second, "the api off", func() bool { return !answers(second) })
+}
+
+// TestLimitListener: connections beyond the cap wait for one to close
+// (review M2: 1000 idle keep-alive connections held 1000 descriptors).
+func TestLimitListener(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limitListener(raw, 2)
+	defer l.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for i := range 3 {
+		c, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = i
+	}
+	first := <-accepted
+	<-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted over a cap of 2")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(2 * time.Second):
+		t.Fatal("the third connection was not accepted once one closed")
+	}
+}
+
+// TestAPIProbeBatches: requests arriving together share one ROLE, and a
+// request never gets the answer of a probe sent before it arrived.
+func TestAPIProbeBatches(t *testing.T) {
+	var p apiProbe
+	var probes atomic.Int64
+	release := make(chan struct{})
+	started := make(chan struct{}, 100)
+	probe := func(context.Context) (string, error) {
+		probes.Add(1)
+		started <- struct{}{}
+		<-release
+		return "master", nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = p.role(context.Background(), probe) }) // the first batch, held in its probe
+	<-started
+	for range 100 { // arrive while the first probe is out: one more batch
+		wg.Go(func() { _, _ = p.role(context.Background(), probe) })
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if got := probes.Load(); got != 2 {
+		t.Errorf("101 requests sent %d probes; want 2 (one batch out, one that waited for it)", got)
+	}
+}
+
+// TestHTTPServerBounds: an oversized header is refused.
+func TestHTTPServerBounds(t *testing.T) {
+	cfg := &config.Config{Self: wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}}
+	n := &node{log: slog.New(slog.DiscardHandler)}
+	n.setConfig(cfg)
+	n.pub.Store(&published{cfg: cfg})
+	port := testutil.ClosedPort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.serveHTTPOn(ctx, fmt.Sprintf("127.0.0.1:%d", port), n.log) }()
+	defer func() { cancel(); <-done }()
+	url := fmt.Sprintf("http://127.0.0.1:%d/health", port)
+	testutil.WaitUntil(t, 5*time.Second, "api up", func() bool {
+		r, err := http.Get(url)
+		if err == nil {
+			r.Body.Close()
+		}
+		return err == nil
+	})
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 16<<10))
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("16 KiB header: %d; want 431", r.StatusCode)
+	}
 }

@@ -63,7 +63,13 @@ type loopState struct {
 	barked    time.Time      // the last WATCHDOG=1
 	announces sync.WaitGroup // gratuitous ARP bursts of the VIP
 
-	switching bool // a switchover runs
+	switching bool // an operation (switchover, restart, drain, a sentinel reset) runs
+	// Membership (members.go): the master asks what the sentinels remember.
+	gathering   bool      // an ask is out
+	gatheredAt  time.Time // when the last one went out
+	forget      ha.Forget
+	forgetSaid  string // what was last logged of it
+	prioApplied int    // the replica-priority last set on redis; -1 unknown
 	// retryUntil: the local sentinel lost an election; until then, look
 	// whether anybody won it (ha.RetryElection).
 	retryUntil time.Time
@@ -103,11 +109,11 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 		n.notify.watchdog()
 		n.st.barked = time.Now()
 	}
-	switched := make(chan struct{}, 1) // one switchover at a time; it never waits for the loop
+	switched := make(chan struct{}, 1)       // one operation (switchover, restart, drain) at a time; it never waits for the loop
+	gathered := make(chan ha.MembersView, 1) // one ask at a time
 	var switchovers sync.WaitGroup
 	defer func() {
 		switchovers.Wait()
-		n.releaseVIP(n.config())
 		if n.st.probe != nil {
 			n.st.probe.Close()
 		}
@@ -148,28 +154,47 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 				n.log.Info("configuration directory changed: reloading")
 				n.reload(ctx)
 				continue
-			case call := <-n.switchovers:
+			case call := <-n.ops:
 				if st.switching {
-					call.reply <- switchoverReply{err: errAlreadySwitching}
+					call.reply <- opReply{err: errAlreadySwitching}
 					continue
 				}
 				st.switching = true
 				switchovers.Go(func() {
 					// It ends with the request or with the agent.
-					sctx, cancel := context.WithCancel(call.ctx)
+					rctx, cancel := context.WithCancel(call.ctx)
 					defer cancel()
 					defer context.AfterFunc(ctx, cancel)()
-					res, err := n.switchover(sctx, call.to)
-					call.reply <- switchoverReply{res, err}
+					msg, err := call.run(rctx)
+					call.reply <- opReply{msg, err}
 					switched <- struct{}{}
 				})
 				continue
 			case <-switched:
 				st.switching = false
 				continue
+			case v := <-gathered:
+				st.gathering = false
+				if st.switching {
+					continue // the group may be changing under the answers
+				}
+				if f := n.forgetStep(v); !f.Reset.IsZero() || len(f.Drop) > 0 {
+					st.switching = true
+					cfg := n.config()
+					switchovers.Go(func() {
+						n.forget(ctx, cfg, f)
+						switched <- struct{}{}
+					})
+				}
+				continue
 			}
 		}
 		why = n.step(ctx, why)
+		if cfg := n.config(); n.membersDue(cfg) {
+			st.gathering, st.gatheredAt = true, time.Now()
+			s := st.view.S
+			switchovers.Go(func() { gathered <- n.gatherMembers(ctx, cfg, s) })
+		}
 		if next := n.roundEvery(n.config()); next != st.every {
 			st.every = next
 			tick.Reset(next)
@@ -213,25 +238,35 @@ func (n *node) step(ctx context.Context, why trigger) trigger {
 		return onTick
 	}
 	q := n.round(ctx, cfg, now || st.fenced)
-
 	st.fence.After, st.fence.Every = time.Duration(cfg.Sentinel.FenceAfter), fenceEvery(cfg)
 	next := onTick
+	// Paused, no failover can happen, so no other master can appear: a
+	// fence would only cost writes. None is raised, and one left from
+	// before the pause is lifted as soon as the sentinels name this box.
+	paused := n.isPaused()
 	switch st.fence.Step(time.Now(), master, st.fenced, ha.Round{Reachable: q.Reachable, Majority: len(cfg.Peers)/2 + 1, Asked: q.At}) {
 	case ha.FenceClear:
 		st.fenced = false
 	case ha.FenceUp:
-		n.fence(ctx, cfg, q.Reachable)
-		next = onAgain // a fenced master waits for its answers: start now
+		if !paused {
+			n.fence(ctx, cfg, q.Reachable)
+			next = onAgain // a fenced master waits for its answers: start now
+		}
 	case ha.FenceCheck:
-		next = onAgain // ask now and wait: fence on the answers, not on this agent's delay
+		if !paused {
+			next = onAgain // ask now and wait: fence on the answers, not on this agent's delay
+		}
 	case ha.FenceDown:
+		n.unfence(ctx, cfg)
+	}
+	if paused && st.fenced && master {
 		n.unfence(ctx, cfg)
 	}
 	if ha.FenceDrift(st.view.S) && st.view.S.Fenced == st.fenced {
 		n.refence(ctx, cfg)
 	}
 
-	if !st.retryUntil.IsZero() {
+	if !st.retryUntil.IsZero() && !paused {
 		if time.Now().After(st.retryUntil) || n.retryElection(ctx, cfg) {
 			st.retryUntil = time.Time{}
 		}
@@ -254,6 +289,11 @@ func (n *node) round(ctx context.Context, cfg *config.Config, wait bool) ha.Quor
 		if g := cfg.Group(); st.probe == nil || !g.Equal(st.probeFor) {
 			if st.probe != nil {
 				st.probe.Close()
+				// A new prober has no answers to collect: a round that did
+				// not wait for them would count no sentinel, and a master
+				// would fence itself over a reload (new credentials, a
+				// renewed certificate, another peer list).
+				wait = true
 			}
 			st.probe, st.probeFor = sentinel.NewProber(g), g
 		}
@@ -362,6 +402,9 @@ func (n *node) unfence(ctx context.Context, cfg *config.Config) {
 		return // no verdict yet: stay fenced
 	}
 	rc := n.local.Redis()
+	if named != cfg.Self && n.isPaused() {
+		return // paused: no demotion; it stays fenced until resumed
+	}
 	if named != cfg.Self {
 		n.roles.setCause("demoted after isolation: the sentinels elected " + named.String())
 		if err := rc.ReplicaOf(actx, named); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/journal"
 
@@ -37,6 +38,16 @@ commands:
   check-config                   parse and validate the configuration only
   switchover [--to HOST[:PORT]]  planned master change with zero acknowledged writes lost
   history [--json]               this box's role changes with time, cause and replication offsets
+  pause [--for DURATION]         group-wide maintenance: no automatic failover, fencing or VIP move
+  resume                         end the pause
+  drain | undrain                this box hands off the master role and is never promoted until undrained
+  restart [--rolling] [--pending]
+                                 restart redis here (a master switches over first), or on every box,
+                                 replicas first, one at a time; --pending: only where the binary or a
+                                 restart-only setting changed
+  adopt-data DIR                 before the group's first start, on the bootstrap primary or a single
+                                 box: make an existing redis data directory (e.g. /var/lib/redis) this
+                                 box's dataset
   version                        print the version
 
 every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
@@ -54,6 +65,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	confPath := fs.String("config", defaultConf, "base configuration file")
 	asJSON := fs.Bool("json", false, "status, history: print JSON")
 	to := fs.String("to", "", "switchover: the replica to promote, HOST[:PORT]")
+	pauseFor := fs.Duration("for", 0, "pause: end the pause by itself after this long (0: at resume)")
+	rolling := fs.Bool("rolling", false, "restart: every box, replicas first, the master last")
+	pendingOnly := fs.Bool("pending", false, "restart: only where a restart is pending")
 	switch cmd {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -62,10 +76,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "redis-ha-agent %s\n", Version)
 		return ExitOK
 	}
+	// adopt-data takes one directory, before or after the flags.
+	var dataDir string
+	if cmd == "adopt-data" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		dataDir, rest = rest[0], rest[1:]
+	}
 	if err := fs.Parse(rest); err != nil {
 		return ExitUsage
 	}
-	if fs.NArg() > 0 {
+	if cmd == "adopt-data" && dataDir == "" && fs.NArg() == 1 {
+		dataDir = fs.Arg(0)
+	} else if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		return ExitUsage
 	}
@@ -90,6 +111,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = switchoverCmd(ctx, *confPath, *to, stdout)
 	case "history":
 		err = history(*confPath, *asJSON, stdout)
+	case "pause":
+		err = pauseCmd(ctx, *confPath, *pauseFor, stdout)
+	case "resume":
+		err = resumeCmd(ctx, *confPath, stdout)
+	case "drain", "undrain":
+		err = drainCmd(ctx, *confPath, cmd == "undrain", stdout)
+	case "restart":
+		err = restartCmd(ctx, *confPath, *rolling, *pendingOnly, stdout)
+	case "adopt-data":
+		err = adoptDataCmd(ctx, *confPath, dataDir, stdout)
 	default:
 		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
 		return ExitUsage
@@ -107,6 +138,11 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &cerr) && cerr.AccessOnly():
+		// Not invalid, just unreadable to this user: 78 would tell a
+		// monitoring script the configuration is broken.
+		fmt.Fprintf(stderr, "redis-ha-agent: cannot read the configuration as this user (run as root):\n%s\n", cerr.Error())
+		return ExitFailed
 	case errors.As(err, &cerr):
 		fmt.Fprintf(stderr, "invalid configuration:\n%s\n", cerr.Error())
 		return ExitConfig

@@ -39,6 +39,11 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 			s.Usable = u
 		}
 	}
+	n.observeSynced(pctx, s)
+	n.observePause(pctx, cfg, &s)
+	s.Pending = n.pendingRestart(cfg)
+	s.Drained = n.drained.Load()
+	n.keepPriority(ctx, cfg)
 	var lag int64
 	if s.RedisUp && s.Role.Kind == "slave" {
 		lag = n.local.Lag(pctx, s.Role)
@@ -66,4 +71,29 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 	}
 	n.notify.setStatus(ha.StatusLine(s))
 	return s, becameMaster
+}
+
+// observeSynced notes whether this box's redis is an empty replica that has
+// never synced with its master (ha.Priority): ROLE's offset is -1 until the
+// first sync, and after a restart until the replica has linked again, which
+// with data of its own is no reason to hold it back.
+func (n *node) observeSynced(ctx context.Context, s ha.Snapshot) {
+	if !s.RedisUp {
+		return
+	}
+	unsynced := false
+	if s.Role.Kind == "slave" && s.Role.Offset < 0 {
+		keys, err := n.local.Redis().Keys(ctx)
+		if err != nil {
+			return
+		}
+		unsynced = keys == 0
+	}
+	if n.unsynced.Swap(unsynced) != unsynced {
+		if unsynced {
+			n.log.Info("an empty replica that has never synced with its master: never promoted until it has")
+		} else {
+			n.log.Info("replica synced (or holding data): promotable again")
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -124,9 +125,25 @@ func (n *node) reload(ctx context.Context) {
 		n.log.Info("reload: configuration unchanged")
 		return
 	}
+	if next.Certs.Same(cur.Certs) {
+		// The same material read again: keep the client configuration, so
+		// that the connections made with it are kept too.
+		next.Certs = cur.Certs
+	}
+	next.Rotation = rolling(cur, next)
+	if next.Rotation != nil && next.Password != cur.Password {
+		n.log.Info("password rotation: accepting the new password's secrets beside the old ones until every box does")
+	}
 	n.setConfig(next)
 	n.level.Set(next.LogLevel())
 	n.apply(ctx, cur, next)
+	if next.Auth.ACL && (next.Rotation != nil || !cur.Auth.ACL) {
+		// The rotation goes on retrying (rotations); a sentinel restarted
+		// by this reload may not be up yet.
+		if err := n.applyACL(ctx, next, ""); err != nil {
+			n.log.Warn("reload: acl users not applied yet", "err", err)
+		}
+	}
 }
 
 // checkSwitch refuses a new redis.binary that cannot load this box's data, or
@@ -165,7 +182,18 @@ func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	if cur.Tuning != next.Tuning {
 		n.tune(next)
 	}
+	// Renewed certificates go where redis and sentinel read them before
+	// either is told to read them again.
+	if err := n.writeTLS(next); err != nil {
+		n.log.Error("reload: tls files", "err", err)
+	}
 	set, restart := sentinel.Diff(redisConf(cur, nil).Directives(), redisConf(next, nil).Directives())
+	// A changed node.priority reaches redis through keepPriority, which
+	// knows whether a pause or a drain holds it at 0.
+	set = slices.DeleteFunc(set, func(kv [2]string) bool { return kv[0] == "replica-priority" })
+	if cur.Node.Priority != next.Node.Priority {
+		n.st.prioApplied = -1
+	}
 	if cur.Redis.Binary != next.Redis.Binary {
 		restart = "redis.binary changed"
 	}
@@ -175,6 +203,8 @@ func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	} else if err := n.applyRedis(ctx, cur, set); err != nil {
 		n.log.Warn("reload: runtime change refused by redis; restarting it", "err", err)
 		n.redis.Restart()
+	} else if len(cur.Peers) != len(next.Peers) {
+		n.resizeFence(ctx, next)
 	}
 	switch {
 	case cur.Single() != next.Single():
@@ -203,7 +233,7 @@ func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]stri
 		return nil
 	}
 	// The old password still authenticates the connection we have.
-	c := sentinel.NewRedis(cur.Self, cur.Password)
+	c := sentinel.NewRedis(cur.Self, cur.Creds())
 	defer c.Close()
 	for _, kv := range set {
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -215,6 +245,29 @@ func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]stri
 		n.log.Info("reload: redis setting applied", "key", kv[0])
 	}
 	return nil
+}
+
+// resizeFence puts min-replicas-to-write where a group of next's size wants
+// it, on every box (a replica keeps it when promoted): the healthy value, or
+// the fence on a fenced master. redis.conf has it only from the next start.
+// Kept from three boxes in a group grown to five, a master cut off with one
+// replica would go on acknowledging writes while its agent is dead; kept
+// from five in a group shrunk to three, a master would refuse every write
+// as soon as one of its two replicas went.
+func (n *node) resizeFence(ctx context.Context, next *config.Config) {
+	put, what := n.local.Redis().Unfence, "min-replicas-to-write"
+	if n.st.fenced {
+		put, what = n.local.Redis().Fence, "fence"
+	}
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := put(cctx, len(next.Peers)); err != nil {
+		// FenceDrift puts a fence right at the next rounds; the healthy
+		// value is rendered again at redis's next start.
+		n.log.Warn("reload: "+what+" for the new number of peers not set", "peers", len(next.Peers), "err", err)
+		return
+	}
+	n.log.Info("reload: "+what+" follows the number of peers", "peers", len(next.Peers), "fenced", n.st.fenced)
 }
 
 // applySentinel pushes the per-group settings to the local sentinel; every

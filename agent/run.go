@@ -51,17 +51,24 @@ type node struct {
 
 	redis, sentinel *supervisor.Child
 
-	gated    atomic.Bool               // the restart gate holds redis down
-	redisErr atomic.Pointer[string]    // why redis last exited unasked (ha.Snapshot.RedisErr)
-	pub      atomic.Pointer[published] // what the loop last saw, for the HTTP API
+	gated    atomic.Bool                           // the restart gate holds redis down
+	redisErr atomic.Pointer[string]                // why redis last exited unasked (ha.Snapshot.RedisErr)
+	adopted  struct{ redis, sentinel atomic.Bool } // taken over from the previous agent, to configure
+	pause    atomic.Pointer[sentinel.Pause]        // the group's pause last seen; nil: not paused
+	drained  atomic.Bool                           // this box is never promoted (drain)
+	unsynced atomic.Bool                           // an empty replica that never synced: never promoted (ha.Priority)
+	started  atomic.Pointer[[]string]              // what only a restart changes of the running redis (sentinel.RestartOnly)
+	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
 
-	hooks       chan Change         // role changes for hooks.on_role_change
-	sentStarted chan struct{}       // the local sentinel (re)started: tune it
-	failover    chan struct{}       // the local master's redis died: ask for a failover now
-	switchovers chan switchoverCall // from the control socket into the loop
+	hooks       chan Change   // role changes for hooks.on_role_change
+	sentStarted chan struct{} // the local sentinel (re)started: tune it
+	failover    chan struct{} // the local master's redis died: ask for a failover now
+	ops         chan opCall   // switchover, restart, drain: from the control socket and other boxes into the loop
 
 	st loopState // the loop's own; no other goroutine touches it
+
+	api apiProbe // /primary's probes of the local redis, apart from the loop's
 }
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
@@ -88,6 +95,10 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(10)
 	}
+	// Files redis and sentinel rewrite themselves (CONFIG REWRITE, a
+	// sentinel's flush) hold the password, and they create them with 0644
+	// less the umask they inherit from here: nobody else may read them.
+	syscall.Umask(0o077)
 	// SIGHUP's default action would kill the agent; catch it from the start
 	// and act on it once the group is up.
 	hup := make(chan os.Signal, 1)
@@ -95,11 +106,14 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 	defer signal.Stop(hup)
 	n := &node{log: logger, level: level, path: path, env: env, notify: &notifier{log: logger},
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
-		switchovers: make(chan switchoverCall)}
+		ops: make(chan opCall)}
 	n.setConfig(cfg)
 	if err := n.prepare(ctx, cfg); err != nil {
 		return err
 	}
+	n.st.prioApplied = -1 // not known: set at the first observation
+	n.loadPause(cfg)
+	n.loadDrained(cfg)
 	if past, err := readHistory(historyPath(cfg)); err != nil {
 		logger.Warn("read role history", "err", err)
 	} else {
@@ -116,6 +130,7 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 	defer stopRedis()
 	defer stopSent()
 	defer n.local.Close()
+	defer n.api.redis.Close()
 
 	n.redis = &supervisor.Child{
 		Name:    "redis",
@@ -143,37 +158,61 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 		}
 	})
 
-	if err := n.waitReady(ctx); err != nil {
-		stopRedis()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	workers.Go(func() {
-		if err := n.sentinel.Run(sentCtx); err != nil {
-			errc <- fmt.Errorf("sentinel: %w", err)
-		}
-	})
-	workers.Go(func() { n.tuneSentinels(sentCtx) })
-	workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
-	workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
-	workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
-
 	var loopErr error
-	if err := n.waitSentinel(ctx); err == nil {
-		s, _ := n.observe(ctx)
-		n.notify.ready(ha.StatusLine(s))
-		logger.Info("ready")
-		loopErr = n.loop(ctx, errc, hup)
+	sentRunning := false
+	if err := n.waitReady(ctx); err != nil {
+		if ctx.Err() == nil {
+			loopErr = err
+		}
+	} else {
+		if n.adopted.redis.Load() {
+			n.configureAdopted(ctx, n.config())
+		}
+		sentRunning = true
+		workers.Go(func() {
+			if err := n.sentinel.Run(sentCtx); err != nil {
+				errc <- fmt.Errorf("sentinel: %w", err)
+			}
+		})
+		workers.Go(func() { n.tuneSentinels(sentCtx) })
+		workers.Go(func() { n.runHooks(sentCtx, n.hooks, logger.With("component", "hook")) })
+		workers.Go(func() { n.rotations(sentCtx) })
+		workers.Go(func() { n.serveControl(sentCtx, cfg, logger) })
+		workers.Go(func() { n.serveRequests(sentCtx) })
+		workers.Go(func() { n.serveHTTP(sentCtx, cfg.HTTPListen, logger) })
+		if err := n.waitSentinel(ctx); err == nil {
+			s, _ := n.observe(ctx)
+			n.notify.ready(ha.StatusLine(s))
+			logger.Info("ready")
+			loopErr = n.loop(ctx, errc, hup)
+		}
 	}
 
 	n.notify.stopping()
+	// A restart of the unit (systemctl restart, a package upgrade) leaves
+	// redis and sentinel serving for the next agent to adopt; a stop takes
+	// them down, the master handing its role over first.
+	if ctx.Err() != nil && loopErr == nil && n.restarting(context.WithoutCancel(ctx)) {
+		logger.Info("systemd restarts the agent: redis and sentinel keep serving, for the next agent to adopt")
+		n.redis.Keep()
+		n.sentinel.Keep()
+		stopSent()
+		stopRedis()
+		workers.Wait()
+		logger.Info("stopped; redis and sentinel left running")
+		return nil
+	}
+	if sentRunning {
+		n.handOff(n.config())
+		n.releaseVIP(n.config())
+	}
 	logger.Info("stopping: sentinel first, then redis")
 	stopSent()
-	select {
-	case <-n.sentinel.Done():
-	case <-time.After(childStopWait):
+	if sentRunning {
+		select {
+		case <-n.sentinel.Done():
+		case <-time.After(childStopWait):
+		}
 	}
 	stopRedis()
 	workers.Wait()
@@ -211,15 +250,24 @@ func (n *node) configAndChange() (*config.Config, <-chan struct{}) {
 }
 
 // setConfig makes next the configuration in force.
-func (n *node) setConfig(next *config.Config) {
-	n.local.Use(next.Self, next.LocalSentinel(), next.Password)
+func (n *node) setConfig(next *config.Config) { n.swapConfig(nil, next) }
+
+// swapConfig makes next the configuration in force if expect is (nil: in
+// any case), and reports whether it did.
+func (n *node) swapConfig(expect, next *config.Config) bool {
 	n.cfg.mu.Lock()
 	defer n.cfg.mu.Unlock()
+	if expect != nil && n.cfg.cfg != expect {
+		return false
+	}
+	n.local.Use(next.Self, next.LocalSentinel(), next.Creds())
+	n.api.redis.Use(next.Self, next.LocalSentinel(), next.Creds())
 	n.cfg.cfg = next
 	if n.cfg.changed != nil {
 		close(n.cfg.changed)
 	}
 	n.cfg.changed = make(chan struct{})
+	return true
 }
 
 // prepare creates the state and runtime directories and decides which user

@@ -82,6 +82,9 @@ func (n *node) tuneSentinel(ctx context.Context) {
 		pcancel()
 		if err == nil {
 			n.log.Info("sentinel timing set", "settings", sentinelTiming)
+			if n.adopted.sentinel.CompareAndSwap(true, false) {
+				n.configureAdoptedSentinel(ctx, n.config())
+			}
 			return
 		}
 		if sleepCtx(ctx, 100*time.Millisecond) != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,23 +39,36 @@ type PeerStatus struct {
 	Fenced bool `json:"fenced"`
 	// VIPHeld: whether vip.address is on this box. Absent when no VIP is
 	// configured or nobody could tell (the box's HTTP API is off or down).
-	VIPHeld *bool  `json:"vip_held,omitempty"`
-	Error   string `json:"error,omitempty"`
+	VIPHeld *bool `json:"vip_held,omitempty"`
+	// PendingRestart says why the box's redis should restart (its binary
+	// was replaced on disk, a restart-only setting changed); from the box's
+	// /status, so unknown when its HTTP API is off or down.
+	PendingRestart string `json:"pending_restart,omitempty"`
+	// Drained: the box is never promoted until undrained (from its /status).
+	Drained bool `json:"drained,omitempty"`
+	// ConfiguredPeers is the box's cluster.peers (its /status only): check
+	// compares them across boxes.
+	ConfiguredPeers []string `json:"configured_peers,omitempty"`
+	Error           string   `json:"error,omitempty"`
 }
 
 // GroupStatus is the whole group: the basis of `status`, its exit code and
 // (later) the HTTP /status endpoint.
 type GroupStatus struct {
-	Name           string       `json:"name"`
-	Quorum         int          `json:"quorum"`
-	Master         string       `json:"master"`
-	SentinelsAgree int          `json:"sentinels_agree"`
-	Sentinels      int          `json:"sentinels"`
-	Healthy        bool         `json:"healthy"`
-	Problems       []string     `json:"problems"`
-	VIP            string       `json:"vip,omitempty"`         // vip.address, when configured
-	VIPHolders     []string     `json:"vip_holders,omitempty"` // the boxes known to hold it
-	Peers          []PeerStatus `json:"peers"`
+	Name           string   `json:"name"`
+	Quorum         int      `json:"quorum"`
+	Master         string   `json:"master"`
+	SentinelsAgree int      `json:"sentinels_agree"`
+	Sentinels      int      `json:"sentinels"`
+	Healthy        bool     `json:"healthy"`
+	Problems       []string `json:"problems"`
+	VIP            string   `json:"vip,omitempty"`         // vip.address, when configured
+	VIPHolders     []string `json:"vip_holders,omitempty"` // the boxes known to hold it
+	// Paused: the group is in maintenance (pause); PausedUntil, when set,
+	// is when that ends by itself.
+	Paused      bool         `json:"paused"`
+	PausedUntil string       `json:"paused_until,omitempty"`
+	Peers       []PeerStatus `json:"peers"`
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
@@ -93,22 +107,57 @@ func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
 		}()
 	}
 	wg.Wait()
-	return summarize(cfg, peers)
+	gs := summarize(cfg, peers)
+	gs.Paused, gs.PausedUntil = readGroupPause(ctx, cfg, gs)
+	return gs
+}
+
+// readGroupPause reads the pause from the master, else from the first box
+// that answers (a replica holds the same record).
+func readGroupPause(ctx context.Context, cfg *config.Config, gs GroupStatus) (bool, string) {
+	order := []string{gs.Master}
+	for _, p := range gs.Peers {
+		if p.Reachable {
+			order = append(order, p.Member)
+		}
+	}
+	for _, m := range order {
+		a, err := wire.ParseAddr(m, cfg.Redis.Port)
+		if m == "" || err != nil {
+			continue
+		}
+		c := sentinel.NewRedis(a, cfg.Creds())
+		p, ok, err := c.ReadPause(ctx)
+		c.Close()
+		if err != nil {
+			continue
+		}
+		if !ok {
+			return false, ""
+		}
+		if p.Until.IsZero() {
+			return true, ""
+		}
+		return true, p.Until.UTC().Format(time.RFC3339)
+	}
+	return false, ""
 }
 
 func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus {
 	ps := PeerStatus{Member: a.String(), Role: "down"}
-	c := sentinel.NewRedis(a, cfg.Password)
+	c := sentinel.NewRedis(a, cfg.Creds())
 	defer c.Close()
 	if r, err := c.Role(ctx); err != nil {
 		ps.Error = err.Error()
-		// The box is up but its redis is not: its agent may know why, in
-		// redis' own words on its last exit. (A box that does not answer at
-		// all is not asked again.)
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		if m := speaksMismatch(ctx, cfg, a); m != "" {
+			ps.Error = m
+		} else if errors.Is(err, syscall.ECONNREFUSED) {
+			// The box is up but its redis is not: its agent may know why, in
+			// redis' own words on its last exit. (A box that does not answer
+			// at all is not asked again.)
 			actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			if b, err := agentStatus(actx, cfg, a.Host); err == nil && strings.HasPrefix(b.Status, "redis ") {
-				ps.Error = "its agent says: " + b.Status
+			if st, err := peerBoxStatus(actx, cfg, a); err == nil && strings.HasPrefix(st.Status, "redis ") {
+				ps.Error = "its agent says: " + st.Status
 			}
 			cancel()
 		}
@@ -125,8 +174,11 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 		}
 	}
 	ps.VIPHeld = probeVIP(ctx, cfg, a)
+	if st, err := peerBoxStatus(ctx, cfg, a); err == nil {
+		ps.PendingRestart, ps.Drained = st.PendingRestart, st.Drained
+	}
 	if len(cfg.Peers) > 0 {
-		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Password)
+		sc := sentinel.NewSentinel(cfg.SentinelOf(a), cfg.Creds())
 		defer sc.Close()
 		if m, err := sc.MasterAddr(ctx, cfg.Cluster.Name); err == nil {
 			ps.SentinelUp = true
@@ -185,6 +237,8 @@ func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
 		switch {
 		case !p.Reachable && strings.HasPrefix(p.Error, "its agent says: "):
 			problems = append(problems, p.Member+" unreachable: "+p.Error)
+		case !p.Reachable && strings.Contains(p.Error, "tls.enabled differs"):
+			problems = append(problems, p.Error)
 		case !p.Reachable:
 			problems = append(problems, p.Member+" unreachable")
 		case p.Role == "replica":
@@ -224,6 +278,13 @@ func printStatus(out io.Writer, gs GroupStatus) {
 	if gs.VIP != "" {
 		fmt.Fprintf(out, " · vip %s on %s", gs.VIP, orDash(strings.Join(gs.VIPHolders, ", ")))
 	}
+	if gs.Paused {
+		fmt.Fprintf(out, " · PAUSED (no automatic failover")
+		if gs.PausedUntil != "" {
+			fmt.Fprintf(out, " until %s", gs.PausedUntil)
+		}
+		fmt.Fprintf(out, ")")
+	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	header := "MEMBER\tROLE\tFENCED\tOFFSET\tLAG\tLINK\tSENTINEL SAYS"
@@ -257,6 +318,14 @@ func printStatus(out io.Writer, gs GroupStatus) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
+	for _, p := range gs.Peers {
+		if p.Drained {
+			fmt.Fprintf(out, "drained: %s is never promoted until undrained\n", p.Member)
+		}
+		if p.PendingRestart != "" {
+			fmt.Fprintf(out, "restart pending on %s: %s (redis-ha-agent restart --rolling --pending)\n", p.Member, p.PendingRestart)
+		}
+	}
 	if gs.Healthy {
 		fmt.Fprintln(out, "healthy")
 		return
@@ -283,55 +352,65 @@ func probeVIP(ctx context.Context, cfg *config.Config, a wire.Addr) *bool {
 	if a == cfg.Self {
 		return localVIPHeld(cfg)
 	}
-	held, err := peerVIPHeld(ctx, cfg, a.Host)
+	held, err := peerVIPHeld(ctx, cfg, a)
 	if err != nil {
 		return nil
 	}
 	return held
 }
 
-// peerVIPHeld asks host's HTTP API (on this box's http.listen port) for its
-// /status and returns its vip_held.
-func peerVIPHeld(ctx context.Context, cfg *config.Config, host string) (*bool, error) {
-	b, err := agentStatus(ctx, cfg, host)
+// peerVIPHeld asks the HTTP API of the box at a for its /status and returns
+// its vip_held.
+func peerVIPHeld(ctx context.Context, cfg *config.Config, a wire.Addr) (*bool, error) {
+	st, err := peerBoxStatus(ctx, cfg, a)
 	if err != nil {
 		return nil, fmt.Errorf("vip: %w", err)
 	}
-	return b.VIPHeld, nil
+	return st.VIPHeld, nil
 }
 
-// agentReply is what `status` reads of a box's /status.
-type agentReply struct {
-	VIPHeld *bool  `json:"vip_held"`
-	Status  string `json:"status"` // its STATUS= line
-}
-
-// agentStatus asks host's agent (its HTTP API, on this box's http.listen
-// port) for its /status: what only that agent knows, such as why its redis
-// is down.
-func agentStatus(ctx context.Context, cfg *config.Config, host string) (agentReply, error) {
-	var b agentReply
+// peerBoxStatus asks the HTTP API of the box whose redis is at a for its
+// /status: what only that box's agent knows. Boxes listen on this box's
+// http.listen port; agents sharing one address (a lab, the loopback tests)
+// on ports as far apart as their redis ports.
+func peerBoxStatus(ctx context.Context, cfg *config.Config, a wire.Addr) (BoxStatus, error) {
+	var st BoxStatus
 	if cfg.HTTPListen == "" {
-		return b, errors.New("http api off: a peer's agent cannot be asked")
+		return st, errors.New("http api off: a peer's /status cannot be read")
 	}
-	_, port, err := net.SplitHostPort(cfg.HTTPListen)
+	_, p, err := net.SplitHostPort(cfg.HTTPListen)
 	if err != nil {
-		return b, fmt.Errorf("http.listen: %w", err)
+		return st, fmt.Errorf("http.listen: %w", err)
 	}
-	url := "http://" + net.JoinHostPort(host, port) + "/status"
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return st, fmt.Errorf("http.listen: %w", err)
+	}
+	if a.Host == cfg.Self.Host {
+		port += a.Port - cfg.Self.Port
+	}
+	host := a.Host
+	scheme, client := "http", http.DefaultClient
+	if cfg.Certs != nil {
+		tc := cfg.Certs.Client.Clone()
+		tc.ServerName = host
+		scheme, client = "https", &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	}
+	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return b, fmt.Errorf("get %s: %w", url, err)
+		return st, fmt.Errorf("get %s: %w", url, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
-		return b, fmt.Errorf("get %s: %w", url, err)
+		return st, fmt.Errorf("get %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&b); err != nil {
-		return b, fmt.Errorf("get %s: %w", url, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&st); err != nil {
+		return st, fmt.Errorf("get %s: %w", url, err)
 	}
-	return b, nil
+	return st, nil
 }
 
 // vipProblems holds the VIP to what the reconcile loop promises: on the

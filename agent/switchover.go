@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -33,21 +34,8 @@ type SwitchoverResult struct {
 // unsafe; nothing was changed.
 var errRefused = errors.New("switchover refused")
 
-// errAlreadySwitching refuses a second switchover while one runs.
-var errAlreadySwitching = fmt.Errorf("%w: a switchover is already running", errRefused)
-
-// switchoverCall is a switchover request on its way into the loop, which
-// starts at most one at a time and answers on reply.
-type switchoverCall struct {
-	ctx   context.Context
-	to    string
-	reply chan switchoverReply // buffered: the loop never waits for the caller
-}
-
-type switchoverReply struct {
-	res SwitchoverResult
-	err error
-}
+// errAlreadySwitching refuses a second switchover or restart while one runs.
+var errAlreadySwitching = fmt.Errorf("%w: a switchover or restart is already running", errRefused)
 
 // switchover moves the master role with zero acknowledged writes lost:
 // pause writes on the master, wait until the target holds the master's
@@ -60,6 +48,9 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	cfg := n.config()
 	if len(cfg.Peers) < 2 {
 		return SwitchoverResult{}, fmt.Errorf("%w: single-box mode has no replica to switch to", errRefused)
+	}
+	if n.isPaused() {
+		return SwitchoverResult{}, errPaused
 	}
 	actx, cancel := context.WithTimeout(ctx, probeTimeout)
 	g := cfg.Group()
@@ -76,12 +67,13 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		return SwitchoverResult{}, fmt.Errorf("%w: sentinel quorum unhealthy (%d usable, err %v)", errRefused, usable, err)
 	}
 
-	mc := sentinel.NewRedis(master, cfg.Password)
+	mc := sentinel.NewRedis(master, cfg.Creds())
 	defer mc.Close()
 	role, err := mc.Role(ctx)
 	if err != nil || role.Kind != "master" {
 		return SwitchoverResult{}, fmt.Errorf("%w: %s does not answer as master (%v)", errRefused, master, err)
 	}
+	role.Replicas = promotable(ctx, cfg, role.Replicas)
 	target, err := pickTarget(cfg, role, to)
 	if err != nil {
 		return SwitchoverResult{}, fmt.Errorf("%w: %v", errRefused, err)
@@ -91,8 +83,8 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 
 	// Sentinel picks the replica itself; the others step aside for the
 	// duration (replica-priority 0 = never promoted) so it picks ours.
-	restore, held, err := n.holdOthers(ctx, cfg, role, target)
-	defer restore()
+	held, err := n.holdOthers(ctx, cfg, role, target)
+	defer held.restore(ctx, n.log)
 	if err != nil {
 		return res, fmt.Errorf("switchover: %w", err)
 	}
@@ -114,7 +106,7 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 		res.Paused = time.Since(paused)
 	}
 
-	tc := sentinel.NewRedis(target, cfg.Password)
+	tc := sentinel.NewRedis(target, cfg.Creds())
 	defer tc.Close()
 	if err := waitCaughtUp(ctx, mc, tc); err != nil {
 		unpause()
@@ -151,12 +143,30 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 	return res, nil
 }
 
+// promotable keeps the replicas Sentinel may promote: replica-priority 0
+// (drained, or node.priority 0) is never promoted, so switching to one can
+// only fail.
+func promotable(ctx context.Context, cfg *config.Config, replicas []wire.Replica) []wire.Replica {
+	var out []wire.Replica
+	for _, r := range replicas {
+		c := sentinel.NewRedis(r.Addr, cfg.Creds())
+		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		prio, err := c.Get(cctx, "replica-priority")
+		cancel()
+		c.Close()
+		if err == nil && prio != "0" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // pickTarget chooses the replica to promote: the one asked for, or the
 // connected replica with the highest acknowledged offset and a non-zero
 // priority.
 func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error) {
 	if len(role.Replicas) == 0 {
-		return wire.Addr{}, errors.New("the master has no connected replica")
+		return wire.Addr{}, errors.New("the master has no connected replica that may be promoted (drained boxes and node.priority 0 may not)")
 	}
 	if to != "" {
 		want, err := wire.ParseAddr(to, cfg.Redis.Port)
@@ -168,7 +178,7 @@ func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error
 				return want, nil
 			}
 		}
-		return wire.Addr{}, fmt.Errorf("%s is not a connected replica of the master", want)
+		return wire.Addr{}, fmt.Errorf("%s is not a connected replica of the master that may be promoted", want)
 	}
 	best := role.Replicas[0]
 	for _, r := range role.Replicas[1:] {
@@ -179,40 +189,62 @@ func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error
 	return best.Addr, nil
 }
 
-// holdOthers sets replica-priority 0 on every replica but the target and
-// returns the function that puts each one's own priority back, and the
-// replicas it held.
-func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Role, target wire.Addr) (func(), []wire.Addr, error) {
-	type held struct {
-		c    *sentinel.Redis
-		prio string
-	}
-	var hs []held
-	var addrs []wire.Addr
-	restore := func() {
-		for _, h := range hs {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
-			if err := h.c.Set(rctx, "replica-priority", h.prio); err != nil {
-				n.log.Warn("switchover: restore replica-priority", "err", err)
-			}
-			cancel()
-			h.c.Close()
-		}
-	}
+// holds are the replicas a switchover set to replica-priority 0 so that
+// Sentinel promotes its target, each with the priority to put back.
+type holds []hold
+
+type hold struct {
+	addr wire.Addr
+	c    *sentinel.Redis
+	prio string
+}
+
+// holdOthers sets replica-priority 0 on every replica but the target.
+// The caller restores them.
+func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Role, target wire.Addr) (holds, error) {
+	var hs holds
 	for _, r := range role.Replicas {
 		if r.Addr == target {
 			continue
 		}
-		c := sentinel.NewRedis(r.Addr, cfg.Password)
+		c := sentinel.NewRedis(r.Addr, cfg.Creds())
 		prio, err := c.HoldPriority(ctx)
 		if err != nil {
 			c.Close()
-			return restore, nil, fmt.Errorf("hold replica %s: %w", r.Addr, err)
+			return hs, fmt.Errorf("hold replica %s: %w", r.Addr, err)
 		}
-		hs = append(hs, held{c, prio})
-		addrs = append(addrs, r.Addr)
+		hs = append(hs, hold{r.Addr, c, prio})
 	}
-	return restore, addrs, nil
+	return hs, nil
+}
+
+// reassert sets replica-priority 0 again on a held replica that Sentinel
+// sees at another: that replica's own agent, started a moment before the
+// switchover, applies its configured priority once at its first round.
+func (hs holds) reassert(ctx context.Context, addr wire.Addr) {
+	for _, h := range hs {
+		if h.addr == addr {
+			rctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			_ = h.c.Set(rctx, "replica-priority", "0")
+			cancel()
+		}
+	}
+}
+
+// restore puts each held replica's own priority back.
+func (hs holds) restore(ctx context.Context, log *slog.Logger) {
+	for _, h := range hs {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		if err := h.c.Set(rctx, "replica-priority", h.prio); err != nil {
+			log.Warn("switchover: restore replica-priority", "replica", h.addr, "err", err)
+		}
+		cancel()
+		h.c.Close()
+	}
+}
+
+func (hs holds) held(addr wire.Addr) bool {
+	return slices.ContainsFunc(hs, func(h hold) bool { return h.addr == addr })
 }
 
 // waitCaughtUp waits until the target has processed everything the paused
@@ -268,7 +300,7 @@ const (
 // switchover is refused), then until its last INFO of the target is infoAge
 // old. Failing to time the INFO only makes the pause longer, never less
 // safe: it goes on.
-func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name string, target wire.Addr, held []wire.Addr) error {
+func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name string, target wire.Addr, held holds) error {
 	ctx, cancel := context.WithTimeout(ctx, sentinelWaitMax)
 	defer cancel()
 	aside := false
@@ -283,8 +315,11 @@ func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name 
 			switch {
 			case r.Addr == target:
 				age = r.InfoAge
-			case r.Priority != 0 && slices.Contains(held, r.Addr):
+			case r.Priority != 0 && held.held(r.Addr):
 				ready = false
+				// Sentinel's view lags its INFO period; setting 0 again
+				// on a replica already at 0 costs one round trip.
+				held.reassert(ctx, r.Addr)
 			}
 		}
 		if age < 0 {

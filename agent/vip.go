@@ -21,8 +21,8 @@ const (
 
 // vipStep puts the VIP on this box or takes it off, as /primary says.
 func (n *node) vipStep(ctx context.Context, cfg *config.Config) {
-	if cfg.VIP.Address == "" {
-		return
+	if cfg.VIP.Address == "" || n.isPaused() {
+		return // paused: the VIP stays where it is
 	}
 	p, iface, err := vipTarget(cfg)
 	if err != nil {
@@ -34,7 +34,7 @@ func (n *node) vipStep(ctx context.Context, cfg *config.Config) {
 	if s.Primary {
 		// As /primary: the observation may be a second behind a switchover.
 		// A local redis too slow to answer is left to the next round.
-		kind, err := n.liveRole(ctx)
+		kind, err := liveRole(ctx, n.local.Redis())
 		s.Demoted = err == nil && kind != "master"
 		s.Primary = !s.Demoted
 	}

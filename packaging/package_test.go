@@ -113,6 +113,7 @@ func TestMaintainerScripts(t *testing.T) {
 		install, prerm, postrm = "postinstall.sh", "preremove.sh", "postremove.sh"
 		upgraded               = "0.0.0+1.gaaaaaaa"
 		masked                 = "redis-server.service\n"
+		foundRunning           = "redis-server.service enabled active\n"
 	)
 	takeOver := func(stop string) []string {
 		return []string{
@@ -130,6 +131,12 @@ func TestMaintainerScripts(t *testing.T) {
 		"deb-systemd-helper enable redis-ha-agent.service",
 	}
 	debStart := slices.Concat([]string{"systemctl daemon-reload"}, debEnable, []string{"deb-systemd-invoke start redis-ha-agent.service"})
+	// A held install: redis-ha-agent left disabled and stopped, known to deb-systemd-helper.
+	debHeld := []string{
+		"systemctl daemon-reload",
+		"deb-systemd-helper unmask redis-ha-agent.service",
+		"deb-systemd-helper update-state redis-ha-agent.service",
+	}
 	debUpgrade := []string{
 		"chown redis:redis ROOT/var/lib/redis-ha",
 		"systemctl daemon-reload",
@@ -155,8 +162,49 @@ func TestMaintainerScripts(t *testing.T) {
 		want: []step{
 			generatedPassword, dirMode("var/lib/redis-ha", 0o750),
 			isMasked("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
-			absent("var/lib/redis-ha/.removed"),
+			absent("var/lib/redis-ha/.removed"), file("var/lib/redis-ha/.debian-units-found", foundRunning),
 		},
+	}, {
+		name:   "install over a Debian redis holding keys leaves both alone",
+		script: install, args: []string{"configure", ""},
+		env:     []string{"STUB_KEYS=db0:keys=9000,expires=0,avg_ttl=0\ndb3:keys=1000,expires=2,avg_ttl=0"},
+		wantLog: slices.Concat(fresh, debHeld),
+		wantOut: []string{"redis-server holds 10000 keys (/var/lib/redis)", "left disabled and stopped",
+			"systemctl disable --now redis-server.service", "redis-ha-agent adopt-data /var/lib/redis",
+			"systemctl enable --now redis-ha-agent.service"},
+		want: []step{notMasked("redis-server.service"), absent("var/lib/redis-ha/.masked-by-redis-ha"),
+			file("var/lib/redis-ha/.debian-units-found", foundRunning)},
+	}, {
+		name:   "install over a Debian redis that will not say what it holds",
+		script: install, args: []string{"configure", ""},
+		env:     []string{"STUB_CLI_FAILS=1"},
+		wantLog: slices.Concat(fresh, debHeld),
+		wantOut: []string{"redis-server holds data redis-ha-agent could not count (/var/lib/redis)"},
+		want:    []step{notMasked("redis-server.service")},
+	}, {
+		name:   "install beside a stopped Debian redis whose snapshot holds keys",
+		script: install, args: []string{"configure", ""},
+		setup: []step{file("var/lib/redis/dump.rdb", "REDIS0010"),
+			file("etc/redis/redis.conf", "# Debian's\ndir /var/lib/redis\nport 6379\n")},
+		env:     []string{"STUB_ACTIVE=inactive", "STUB_ENABLED=disabled", "STUB_RDB_KEYS=42"},
+		wantLog: slices.Concat(fresh, debHeld),
+		wantOut: []string{"redis-server holds 42 keys (/var/lib/redis)"},
+		want: []step{notMasked("redis-server.service"),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service disabled inactive\n")},
+	}, {
+		name:   "install beside a stopped Debian redis whose snapshot is empty",
+		script: install, args: []string{"configure", ""},
+		setup:   []step{file("var/lib/redis/dump.rdb", "REDIS0010")},
+		env:     []string{"STUB_ACTIVE=inactive"},
+		wantLog: slices.Concat(fresh, takeOver("deb-systemd-invoke"), debStart),
+		want:    []step{isMasked("redis-server.service")},
+	}, {
+		name:   "install beside a Debian append-only file: data it cannot count",
+		script: install, args: []string{"configure", ""},
+		setup:   []step{file("var/lib/redis/appendonlydir/appendonly.aof.1.incr.aof", "*1\r\n$5\r\nMULTI\r\n")},
+		env:     []string{"STUB_ACTIVE=inactive"},
+		wantLog: slices.Concat(fresh, debHeld),
+		wantOut: []string{"could not count"},
 	}, {
 		name:   "rpm install without systemd running",
 		script: install, args: []string{"1"}, offline: true,
@@ -165,7 +213,8 @@ func TestMaintainerScripts(t *testing.T) {
 			"systemctl --root=ROOT --quiet mask redis-server.service",
 			"systemctl --root=ROOT --quiet enable redis-ha-agent.service",
 		}),
-		want: []step{generatedPassword, isMasked("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked)},
+		want: []step{generatedPassword, isMasked("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service enabled inactive\n")},
 	}, {
 		name:   "deb install without systemd running",
 		script: install, args: []string{"configure", ""}, offline: true,
@@ -210,6 +259,27 @@ func TestMaintainerScripts(t *testing.T) {
 		}, debStart),
 		want: []step{isMasked("valkey-server.service"), isMasked("valkey-sentinel.service"),
 			file("var/lib/redis-ha/.masked-by-redis-ha", masked+"valkey-server.service\nvalkey-sentinel.service\n")},
+	}, {
+		name:   "install over a Debian valkey holding keys leaves both alone",
+		script: install, args: []string{"configure", ""},
+		env:   []string{"STUB_NO_REDIS=1", "STUB_VALKEY=1", "STUB_VALKEY_KEYS=db0:keys=7,expires=0,avg_ttl=0"},
+		setup: []step{file("usr/lib/systemd/system/valkey-server.service", ""), file("usr/lib/systemd/system/valkey-sentinel.service", "")},
+		wantLog: slices.Concat([]string{
+			"chown valkey:valkey ROOT/var/lib/redis-ha",
+			"chown root:valkey ROOT/etc/redis-ha/password.tmp",
+		}, debHeld),
+		wantOut: []string{"valkey-server holds 7 keys (/var/lib/valkey)", "redis-ha-agent adopt-data /var/lib/valkey",
+			"systemctl disable --now redis-server.service valkey-server.service valkey-sentinel.service"},
+		want: []step{notMasked("redis-server.service"), notMasked("valkey-server.service"), absent("var/lib/redis-ha/.masked-by-redis-ha"),
+			file("var/lib/redis-ha/.debian-units-found",
+				"redis-server.service enabled active\nvalkey-server.service enabled active\nvalkey-sentinel.service enabled active\n")},
+	}, {
+		name:   "rpm install over a redis holding keys leaves both alone",
+		script: install, args: []string{"1"},
+		env:     []string{"STUB_KEYS=db0:keys=3,expires=0,avg_ttl=0"},
+		wantLog: slices.Concat(fresh, []string{"systemctl daemon-reload"}),
+		wantOut: []string{"redis-server holds 3 keys", "left disabled and stopped"},
+		want:    []step{notMasked("redis-server.service")},
 	}, {
 		name:   "a failed start does not fail the install",
 		script: install, args: []string{"configure", ""},
@@ -277,6 +347,45 @@ func TestMaintainerScripts(t *testing.T) {
 		wantLog: []string{"systemctl daemon-reload"},
 		wantOut: []string{"still masked until redis-ha-agent is purged: redis-server.service"},
 		want:    []step{file("etc/redis-ha/password", "s3cret\n"), isMasked("redis-server.service")},
+	}, {
+		name:   "deb purge puts the distribution's units back as found",
+		script: postrm, args: []string{"purge"},
+		setup: []step{mask("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", foundRunning)},
+		wantLog: []string{"deb-systemd-helper purge redis-ha-agent.service", "systemctl --root=ROOT --quiet unmask redis-server.service",
+			"systemctl --root=ROOT --quiet enable redis-server.service", "deb-systemd-invoke start redis-server.service", "systemctl daemon-reload"},
+		wantOut: []string{"unmasked redis-server.service", "enabled redis-server.service again", "started redis-server.service again"},
+		want:    []step{absent("var/lib/redis-ha"), notMasked("redis-server.service")},
+	}, {
+		name:   "purge leaves a unit found disabled disabled",
+		script: postrm, args: []string{"purge"}, offline: true,
+		setup: []step{mask("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service disabled inactive\n")},
+		wantLog: []string{"deb-systemd-helper purge redis-ha-agent.service", "systemctl --root=ROOT --quiet unmask redis-server.service"},
+		wantOut: []string{"unmasked redis-server.service"},
+		want:    []step{notMasked("redis-server.service")},
+	}, {
+		name:   "purge after a held install: the units were never masked",
+		script: postrm, args: []string{"purge"},
+		setup: []step{file("var/lib/redis-ha/.debian-units-found", foundRunning)},
+		wantLog: []string{"deb-systemd-helper purge redis-ha-agent.service", "systemctl --root=ROOT --quiet enable redis-server.service",
+			"deb-systemd-invoke start redis-server.service", "systemctl daemon-reload"},
+		wantOut: []string{"enabled redis-server.service again", "started redis-server.service again"},
+	}, {
+		// deb-systemd-invoke starts enabled units only: the admin is told.
+		name:   "purge of a unit found running though disabled",
+		script: postrm, args: []string{"purge"},
+		setup:   []step{file("var/lib/redis-ha/.debian-units-found", "redis-server.service disabled active\n")},
+		wantLog: []string{"deb-systemd-helper purge redis-ha-agent.service", "systemctl daemon-reload"},
+		wantOut: []string{"redis-server.service ran, though disabled", "systemctl start redis-server.service to run it again"},
+	}, {
+		name:   "rpm erase puts the distribution's units back as found",
+		script: postrm, args: []string{"0"},
+		setup: []step{mask("redis-server.service"), file("var/lib/redis-ha/.masked-by-redis-ha", masked),
+			file("var/lib/redis-ha/.debian-units-found", "redis-server.service disabled active\n")},
+		wantLog: []string{"systemctl --root=ROOT --quiet unmask redis-server.service", "systemctl start redis-server.service", "systemctl daemon-reload"},
+		wantOut: []string{"unmasked redis-server.service", "started redis-server.service again"},
+		want:    []step{notMasked("redis-server.service"), absent("var/lib/redis-ha/.debian-units-found")},
 	}, {
 		name:   "deb purge",
 		script: postrm, args: []string{"purge"},
@@ -474,11 +583,17 @@ func (l *leftovers) gone() step {
 func writeStubs(t *testing.T) string {
 	dir := t.TempDir()
 	stubs := map[string]string{
-		"systemctl": `echo "systemctl $*" >>"$STUB_LOG"
-root= verb= unit=
+		// Questions (is-enabled, is-active) change nothing and are not logged; they
+		// answer STUB_ENABLED and STUB_ACTIVE (enabled, active by default).
+		"systemctl": `root= verb= unit= quiet=
 for a; do
-	case $a in --root=*) root=${a#--root=} ;; -*) ;; *) if [ -z "$verb" ]; then verb=$a; else unit=$a; fi ;; esac
+	case $a in --root=*) root=${a#--root=} ;; --quiet) quiet=1 ;; -*) ;; *) if [ -z "$verb" ]; then verb=$a; else unit=$a; fi ;; esac
 done
+case $verb in
+is-enabled) echo "${STUB_ENABLED:-enabled}"; exit 0 ;;
+is-active) a=${STUB_ACTIVE:-active}; [ -n "$quiet" ] || echo "$a"; [ "$a" = active ]; exit ;;
+esac
+echo "systemctl $*" >>"$STUB_LOG"
 case $verb in
 mask) ln -s /dev/null "$root/etc/systemd/system/$unit" ;;
 unmask) rm "$root/etc/systemd/system/$unit" ;;
@@ -489,8 +604,16 @@ esac`,
 case $* in *was-enabled*) [ -z "$STUB_NOT_ENABLED" ] ;; esac`,
 		"deb-systemd-invoke": `echo "deb-systemd-invoke $*" >>"$STUB_LOG"
 case $1 in start) [ -z "$STUB_START_FAILS" ] ;; esac`,
-		"chown":   `echo "chown $*" >>"$STUB_LOG"`,
-		"useradd": `echo "useradd $*" >>"$STUB_LOG"`,
+		// Debian's redis (and valkey) as their cli and check-rdb see them: STUB_KEYS is
+		// INFO keyspace's lines, STUB_RDB_KEYS what a snapshot holds.
+		"redis-cli": `[ -z "$STUB_CLI_FAILS" ] || { echo "NOAUTH Authentication required."; exit 0; }
+printf '# Keyspace\n%s\n' "$STUB_KEYS"`,
+		"redis-check-rdb": `echo "[info] ${STUB_RDB_KEYS:-0} keys read"`,
+		"valkey-cli": `[ -z "$STUB_CLI_FAILS" ] || { echo "NOAUTH Authentication required."; exit 0; }
+printf '# Keyspace\n%s\n' "$STUB_VALKEY_KEYS"`,
+		"valkey-check-rdb": `echo "[info] ${STUB_RDB_KEYS:-0} keys read"`,
+		"chown":            `echo "chown $*" >>"$STUB_LOG"`,
+		"useradd":          `echo "useradd $*" >>"$STUB_LOG"`,
 		"getent": `case $2 in
 valkey) [ -n "$STUB_VALKEY" ] ;;
 *) [ -z "$STUB_NO_REDIS" ] ;;

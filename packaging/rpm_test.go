@@ -14,7 +14,9 @@ import (
 // (writes stay in the test's directory), its own /etc, /var and /run, and a
 // systemctl stand-in first in the scriptlets' PATH that logs each call and
 // carries out the symlink verbs (enable, mask...) with the real systemctl
-// on the tree itself (--root=/ in the chroot: no systemd to ask). No RPM distribution boots here:
+// on the tree itself (--root=/ in the chroot: no systemd to ask). Questions
+// change nothing and are not logged: is-enabled is the real one's answer on
+// the tree, and no unit is active (no systemd runs there). No RPM distribution boots here:
 // this runs the rpm's scriptlets through rpm itself, with rpm's arguments
 // (1 install, 2 upgrade, 0 erase) and rpm's environment.
 type rpmTree struct {
@@ -58,6 +60,10 @@ func newRPMTree(t *testing.T) *rpmTree {
 	file("usr/lib/systemd/system/redis.service", "[Service]\nExecStart=/usr/bin/redis-server\n").do(t, root)
 	file("usr/lib/systemd/system/redis-sentinel.service", "[Service]\nExecStart=/usr/bin/redis-sentinel\n").do(t, root)
 	file("fake/systemctl", `#!/bin/sh
+case " $* " in
+*" is-enabled "*) exec /usr/bin/systemctl --root=/ "$@" ;;
+*" is-active "*) case " $* " in *" --quiet "*) ;; *) echo inactive ;; esac; exit 3 ;;
+esac
 echo "systemctl $*" >>/tmp/systemctl.log
 case " $* " in
 *" enable "* | *" disable "* | *" mask "* | *" unmask "*) exec /usr/bin/systemctl --root=/ "$@" ;;
@@ -123,6 +129,17 @@ func testRPMInTree(t *testing.T, rpm, newer string) {
 	}))
 	generatedPassword.check(t, tr.root)
 	dirMode("var/lib/redis-ha", 0o750).check(t, tr.root)
+	// How the units were found, for the erase to put them back so.
+	found, err := os.ReadFile(filepath.Join(tr.root, "var/lib/redis-ha/.debian-units-found"))
+	if lines := strings.Split(strings.TrimSpace(string(found)), "\n"); err != nil || len(lines) != len(units) {
+		t.Errorf(".debian-units-found = %q, %v; want a line for each of %q", found, err, units)
+	} else {
+		for i, l := range lines {
+			if f := strings.Fields(l); len(f) != 3 || f[0] != units[i] || f[2] != "inactive" {
+				t.Errorf(".debian-units-found line %q, want %s, its enablement, inactive", l, units[i])
+			}
+		}
+	}
 	for _, u := range units {
 		isMasked(u).check(t, tr.root)
 	}
@@ -151,6 +168,7 @@ func testRPMInTree(t *testing.T, rpm, newer string) {
 	for _, u := range units {
 		notMasked(u).check(t, tr.root)
 	}
+	absent("var/lib/redis-ha/.debian-units-found").check(t, tr.root)
 	// rpm has no purge: the data and the password stay.
 	if _, err := os.Stat(filepath.Join(tr.root, "etc/redis-ha/password")); err != nil {
 		t.Errorf("password after erase: %v", err)

@@ -10,7 +10,7 @@ import (
 // no environment, no file written, no imports of the packages the agent
 // wires this one to, directly or through another package.
 func TestBoundaries(t *testing.T) {
-	testutil.OnlyDeps(t, testutil.Module+"/internal/nbio", testutil.Module+"/sentinel/wire")
+	testutil.OnlyDeps(t, testutil.Module+"/internal/nbio", testutil.Module+"/internal/safefile", testutil.Module+"/sentinel/wire")
 	testutil.ForbidDeps(t, map[string]string{
 		"os/exec": "sentinel starts no process", testutil.Module + "/supervisor": "only agent wires the two",
 	})

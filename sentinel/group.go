@@ -9,20 +9,20 @@ import (
 )
 
 // Group is what it takes to speak to a group's sentinels: the name they
-// monitor it by, the password, and every box's sentinel.
+// monitor it by, how to authenticate, and every box's sentinel.
 type Group struct {
 	Name      string
-	Password  string
+	Creds     Creds
 	Sentinels []wire.Addr
 }
 
 // Equal reports whether g and o reach the same sentinels the same way.
 func (g Group) Equal(o Group) bool {
-	return g.Name == o.Name && g.Password == o.Password && slices.Equal(g.Sentinels, o.Sentinels)
+	return g.Name == o.Name && g.Creds == o.Creds && slices.Equal(g.Sentinels, o.Sentinels)
 }
 
 // Sentinel returns a handle of the group's sentinel at a. The caller closes it.
-func (g Group) Sentinel(a wire.Addr) *Sentinel { return NewSentinel(a, g.Password) }
+func (g Group) Sentinel(a wire.Addr) *Sentinel { return NewSentinel(a, g.Creds) }
 
 // AskAll asks every sentinel at once, each on a fresh connection, and
 // returns one answer per sentinel in the group's order. ctx bounds the whole

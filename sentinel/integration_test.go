@@ -26,6 +26,8 @@ import (
 
 const testPassword = "test-Secret.1"
 
+var testCreds = Creds{Password: testPassword}
+
 // startServer writes conf into dir and runs redis-server on it (as a sentinel
 // if sentinelMode) until the test ends or stop is called. It returns once the
 // server answers.
@@ -69,7 +71,7 @@ func startServer(t *testing.T, dir, file string, conf []byte, sentinelMode bool,
 			t.Logf("%s (port %d) output:\n%s", file, port, testutil.Tail(string(log), 30))
 		}
 	})
-	c := redis.NewClient(options(wire.Addr{Host: "127.0.0.1", Port: port}, testPassword))
+	c := redis.NewClient(options(wire.Addr{Host: "127.0.0.1", Port: port}, testCreds))
 	defer c.Close()
 	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%s answers PING", file), func() error {
 		select {
@@ -115,9 +117,9 @@ func TestIntegrationFailover(t *testing.T) {
 		Password: testPassword, Persistence: "rdb", Priority: 100, ReplicaOf: &master, Settings: settings,
 	}), false, replica.Port)
 
-	mc := NewRedis(master, testPassword)
+	mc := NewRedis(master, testCreds)
 	defer mc.Close()
-	rc := NewRedis(replica, testPassword)
+	rc := NewRedis(replica, testCreds)
 	defer rc.Close()
 
 	t.Run("Role", func(t *testing.T) {
@@ -155,10 +157,7 @@ func TestIntegrationFailover(t *testing.T) {
 	scs := make([]*Sentinel, len(sentinels))
 	stops := make([]func(), len(sentinels))
 	for i, s := range sentinels {
-		id, err := NewMyID()
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := DeriveMyID(name, s)
 		dir := t.TempDir()
 		confs[i] = SentinelConf{
 			Name: name, Port: s.Port, Bind: []string{"127.0.0.1"}, Announce: s, Dir: dir,
@@ -167,7 +166,7 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 		paths[i] = filepath.Join(dir, "sentinel.conf")
 		stops[i] = startServer(t, dir, "sentinel.conf", RenderSentinel(confs[i]), true, s.Port)
-		scs[i] = NewSentinel(s, testPassword)
+		scs[i] = NewSentinel(s, testCreds)
 		defer scs[i].Close()
 		// Shrink Sentinel's 10 s INFO and 2 s hello periods so discovery
 		// and the post-failover reconfiguration take well under a second.
@@ -187,17 +186,17 @@ func TestIntegrationFailover(t *testing.T) {
 	})
 
 	t.Run("AskAll", func(t *testing.T) {
-		answers := Group{Name: name, Password: testPassword, Sentinels: sentinels}.AskAll(ctxTimeout(t, 2*time.Second))
+		answers := Group{Name: name, Creds: testCreds, Sentinels: sentinels}.AskAll(ctxTimeout(t, 2*time.Second))
 		for _, a := range answers {
 			if a.Err != nil || a.Master != master {
 				t.Errorf("answers %+v, want every one naming %v", answers, master)
 			}
 		}
-		unknown := Group{Name: "nope", Password: testPassword, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
+		unknown := Group{Name: "nope", Creds: testCreds, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
 		if !errors.Is(unknown[0].Err, wire.ErrNoMaster) {
 			t.Errorf("unknown group: %v, want wire.ErrNoMaster", unknown[0].Err)
 		}
-		wrong := Group{Name: name, Password: "wrong", Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
+		wrong := Group{Name: name, Creds: Creds{Password: "wrong"}, Sentinels: sentinels[:1]}.AskAll(ctxTimeout(t, 2*time.Second))
 		if wrong[0].Err == nil {
 			t.Error("wrong password answered")
 		}
@@ -236,6 +235,60 @@ func TestIntegrationFailover(t *testing.T) {
 		if _, _, err := scs[0].Usable(ctxTimeout(t, time.Second), "nope"); !errors.Is(err, wire.ErrNoMaster) {
 			t.Errorf("Usable(nope) = %v, want wire.ErrNoMaster", err)
 		}
+	})
+
+	// What a sentinel remembers, by address, and a reset: it forgets, then
+	// learns the group again (the replica from the master's INFO, the
+	// sentinels from their hello messages).
+	t.Run("KnownAndReset", func(t *testing.T) {
+		knows := func() error {
+			k, err := scs[0].Known(ctxTimeout(t, time.Second), name)
+			if err != nil {
+				return err
+			}
+			var peers []wire.Addr
+			for _, p := range k.Peers {
+				peers = append(peers, p.Addr)
+			}
+			if k.Master != master || len(k.Replicas) != 1 || k.Replicas[0].Addr != replica ||
+				!slices.Equal(sortedAddrs(peers), sentinels[1:]) {
+				return fmt.Errorf("known %+v", k)
+			}
+			return nil
+		}
+		testutil.WaitFor(t, 10*time.Second, "sentinel knows the group", knows)
+		if err := scs[0].Reset(ctxTimeout(t, time.Second), name); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := scs[0].Known(ctxTimeout(t, time.Second), name); err != nil || len(k.Peers) != 0 || k.Master != master {
+			t.Errorf("just reset: %+v, %v; want the master alone", k, err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "sentinel learns the group again", knows)
+		if err := scs[0].Reset(ctxTimeout(t, time.Second), "nope"); err == nil {
+			t.Error("reset of an unknown group: no error")
+		}
+	})
+
+	// The master's view of its replicas' links, and closing one: the
+	// replica connects again by itself.
+	t.Run("LinksAndDrop", func(t *testing.T) {
+		links, err := mc.Links(ctxTimeout(t, time.Second))
+		if err != nil || len(links) != 1 || links[0].Addr != replica || links[0].Lag > 2 {
+			t.Fatalf("Links = %+v, %v; want %v with a lag of a second at most", links, err, replica)
+		}
+		if n, err := mc.DropReplicas(ctxTimeout(t, time.Second), "127.0.0.2"); n != 0 || err != nil {
+			t.Errorf("DropReplicas(another host) = %d, %v", n, err)
+		}
+		if n, err := mc.DropReplicas(ctxTimeout(t, time.Second), replica.Host); n != 1 || err != nil {
+			t.Errorf("DropReplicas(%s) = %d, %v; want 1", replica.Host, n, err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "the replica linked again", func() error {
+			r, err := rc.Role(ctxTimeout(t, time.Second))
+			if err != nil || r.Link != "connected" {
+				return fmt.Errorf("replica %+v, %v", r, err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("Set", func(t *testing.T) {
@@ -337,7 +390,7 @@ func TestIntegrationFailover(t *testing.T) {
 		}
 
 		testutil.WaitFor(t, 5*time.Second, "all sentinels name the new master", func() error {
-			answers := Group{Name: name, Password: testPassword, Sentinels: sentinels}.AskAll(ctxTimeout(t, time.Second))
+			answers := Group{Name: name, Creds: testCreds, Sentinels: sentinels}.AskAll(ctxTimeout(t, time.Second))
 			for _, a := range answers {
 				if a.Err != nil || a.Master != replica {
 					return fmt.Errorf("answers %+v", answers)
@@ -455,13 +508,13 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 		Password: testPassword, Persistence: "none", Priority: 100,
 	}), false, master.Port)
 	dir := t.TempDir()
-	id, _ := NewMyID()
+	id := DeriveMyID("hosted", local(17122))
 	startServer(t, dir, "sentinel.conf", RenderSentinel(SentinelConf{
 		Name: "hosted", Port: 17122, Bind: []string{"127.0.0.1"}, Dir: dir,
 		Master: wire.Addr{Host: "localhost", Port: master.Port}, Quorum: 1,
 		DownAfter: time.Second, Password: testPassword, MyID: id,
 	}), true, 17122)
-	sc := NewSentinel(local(17122), testPassword)
+	sc := NewSentinel(local(17122), testCreds)
 	defer sc.Close()
 	ctx := ctxTimeout(t, 2*time.Second)
 	m, err := sc.MasterAddr(ctx, "hosted")
@@ -488,6 +541,10 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 	if err := monitor(ctx, sc.c, "byname", wire.Addr{Host: "localhost", Port: master.Port}, 1); err != nil {
 		t.Error(err)
 	}
+}
+
+func sortedAddrs(as []wire.Addr) []wire.Addr {
+	return slices.SortedFunc(slices.Values(as), func(a, b wire.Addr) int { return strings.Compare(a.String(), b.String()) })
 }
 
 func countPrefix(lines []string, prefix string) int {

@@ -8,14 +8,14 @@ import (
 )
 
 // Local is this box's redis and sentinel, and the master its redis follows:
-// one connection pool each, kept while their address and the password stay
-// the same, because probing every second must not dial every second. Safe
+// one connection pool each, kept while their address and the credentials
+// stay the same, because probing every second must not dial every second. Safe
 // for concurrent use.
 type Local struct {
 	mu         sync.Mutex
 	redisAddr  wire.Addr
 	sentAddr   wire.Addr
-	password   string
+	creds      Creds
 	redis      *Redis
 	sentinel   *Sentinel
 	master     *Redis
@@ -23,23 +23,23 @@ type Local struct {
 }
 
 // Use points l at this box's redis and sentinel; connections to an address
-// or with a password that changed are closed and dialled afresh on next use.
-func (l *Local) Use(redisAddr, sentinelAddr wire.Addr, password string) {
+// or with credentials that changed are closed and dialled afresh on next use.
+func (l *Local) Use(redisAddr, sentinelAddr wire.Addr, cr Creds) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if password != l.password || redisAddr != l.redisAddr {
+	if cr != l.creds || redisAddr != l.redisAddr {
 		closeRedis(&l.redis)
 	}
-	if password != l.password || sentinelAddr != l.sentAddr {
+	if cr != l.creds || sentinelAddr != l.sentAddr {
 		if l.sentinel != nil {
 			l.sentinel.Close()
 			l.sentinel = nil
 		}
 	}
-	if password != l.password {
+	if cr != l.creds {
 		closeRedis(&l.master)
 	}
-	l.redisAddr, l.sentAddr, l.password = redisAddr, sentinelAddr, password
+	l.redisAddr, l.sentAddr, l.creds = redisAddr, sentinelAddr, cr
 }
 
 // Redis is this box's redis-server.
@@ -47,7 +47,7 @@ func (l *Local) Redis() *Redis {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.redis == nil {
-		l.redis = NewRedis(l.redisAddr, l.password)
+		l.redis = NewRedis(l.redisAddr, l.creds)
 	}
 	return l.redis
 }
@@ -57,7 +57,7 @@ func (l *Local) Sentinel() *Sentinel {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sentinel == nil {
-		l.sentinel = NewSentinel(l.sentAddr, l.password)
+		l.sentinel = NewSentinel(l.sentAddr, l.creds)
 	}
 	return l.sentinel
 }
@@ -68,7 +68,7 @@ func (l *Local) Master(m wire.Addr) *Redis {
 	defer l.mu.Unlock()
 	if l.master == nil || l.masterAddr != m {
 		closeRedis(&l.master)
-		l.master, l.masterAddr = NewRedis(m, l.password), m
+		l.master, l.masterAddr = NewRedis(m, l.creds), m
 	}
 	return l.master
 }

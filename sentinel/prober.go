@@ -3,9 +3,11 @@ package sentinel
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +23,8 @@ import (
 // cost a goroutine, a pool checkout and a blocking read per sentinel, and
 // on an idle box those wake-ups were most of the agent's CPU.
 //
-// A Prober keeps one plain connection per sentinel and is driven from one
-// goroutine. Collect reads, without blocking, the answers that arrived since
+// A Prober keeps one connection per sentinel (plain, or TLS when the
+// group's Creds say so) and is driven from one goroutine. Collect reads, without blocking, the answers that arrived since
 // the previous round (a sentinel answers within a millisecond, so they are
 // there), and Send asks the next question: a round costs the caller one
 // wake-up. Wait blocks for the answers when the caller needs them now.
@@ -32,7 +34,7 @@ import (
 // Not safe for concurrent use; Close ends the dials it started.
 type Prober struct {
 	name     string
-	password string
+	creds    Creds
 	question []byte
 	conns    []*probeConn
 	asked    time.Time // when the latest question went out
@@ -45,7 +47,7 @@ type Prober struct {
 type probeConn struct {
 	addr    wire.Addr
 	conn    net.Conn // nil while disconnected
-	raw     *nbio.Conn
+	raw     transport
 	buf     []byte      // bytes read but not yet parsed
 	pending []time.Time // when each unanswered question was sent, oldest first
 	dialing bool
@@ -78,7 +80,7 @@ const (
 // first Send.
 func NewProber(g Group) *Prober {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Prober{name: g.Name, password: g.Password, ctx: ctx, cancel: cancel,
+	p := &Prober{name: g.Name, creds: g.Creds, ctx: ctx, cancel: cancel,
 		question: command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", g.Name)}
 	for _, a := range g.Sentinels {
 		p.conns = append(p.conns, &probeConn{addr: a, dialed: make(chan dialResult, 1)})
@@ -184,22 +186,39 @@ func (p *Prober) dial(c *probeConn) {
 	}
 	c.dialing = true
 	p.dials.Go(func() {
-		conn, err := dialSentinel(p.ctx, c.addr, p.password)
+		conn, err := dialSentinel(p.ctx, c.addr, p.creds)
 		c.dialed <- dialResult{conn: conn, err: err}
 	})
 }
 
-func dialSentinel(ctx context.Context, a wire.Addr, password string) (net.Conn, error) {
+func dialSentinel(ctx context.Context, a wire.Addr, cr Creds) (net.Conn, error) {
 	d := net.Dialer{Timeout: probeDialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", a.String())
 	if err != nil {
 		return nil, fmt.Errorf("sentinel %s: dial: %w", a, err)
 	}
-	if password == "" {
+	if cr.TLS != nil {
+		tc := cr.TLS.Clone()
+		tc.ServerName = a.Host
+		tconn := tls.Client(conn, tc)
+		hctx, cancel := context.WithTimeout(ctx, probeAuthTimeout)
+		err := tconn.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("sentinel %s: tls: %w", a, err)
+		}
+		conn = tconn
+	}
+	if cr.Password == "" {
 		return conn, nil
 	}
+	auth := command("AUTH", cr.Password)
+	if cr.User != "" {
+		auth = command("AUTH", cr.User, cr.Password)
+	}
 	_ = conn.SetDeadline(time.Now().Add(probeAuthTimeout))
-	if _, err := conn.Write(command("AUTH", password)); err != nil {
+	if _, err := conn.Write(auth); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sentinel %s: auth: %w", a, err)
 	}
@@ -247,14 +266,78 @@ func (c *probeConn) take(d dialResult) {
 		c.last = probeAnswer{err: d.err}
 		return
 	}
-	raw, err := nbio.New(d.conn)
+	sock := d.conn
+	tconn, isTLS := d.conn.(*tls.Conn)
+	if isTLS {
+		sock = tconn.NetConn()
+	}
+	raw, err := nbio.New(sock)
 	if err != nil {
 		d.conn.Close()
 		c.last = probeAnswer{err: fmt.Errorf("sentinel %s: %w", c.addr, err)}
 		return
 	}
-	c.conn, c.raw = d.conn, raw
+	c.conn, c.raw = d.conn, plainTransport{raw}
+	if isTLS {
+		c.raw = &tlsTransport{conn: tconn, sock: raw}
+	}
 }
+
+// transport is how a probeConn reads and writes: straight on the socket,
+// or through TLS.
+type transport interface {
+	Read(b []byte, wait bool) (int, error)
+	Write(b []byte) (int, error)
+	// Drained says whether a read shorter than its buffer means nothing
+	// more is there: true of a socket, not of TLS, which hands out one
+	// record a read and may hold more it has already taken in.
+	Drained() bool
+}
+
+type plainTransport struct{ *nbio.Conn }
+
+func (plainTransport) Drained() bool { return true }
+
+type tlsTransport struct {
+	conn *tls.Conn
+	sock *nbio.Conn // the socket under conn, to ask whether bytes wait
+}
+
+// tlsRecordWait bounds a read that found bytes on the socket: the rest of
+// their record follows within the same round trip.
+const tlsRecordWait = 50 * time.Millisecond
+
+// Read without wait returns ErrWouldBlock at once when neither the socket
+// nor TLS's own buffer holds a record: a read deadline in the past fails the
+// socket read, not one TLS can answer from what it has, and TLS keeps a
+// partial record across a timeout.
+func (t *tlsTransport) Read(b []byte, wait bool) (int, error) {
+	if wait {
+		return t.conn.Read(b) // up to the caller's deadline
+	}
+	deadline := time.Unix(1, 0)
+	if more, err := t.sock.Pending(); err != nil {
+		return 0, err
+	} else if more {
+		deadline = time.Now().Add(tlsRecordWait)
+	}
+	_ = t.conn.SetReadDeadline(deadline)
+	n, err := t.conn.Read(b)
+	_ = t.conn.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, nbio.ErrWouldBlock
+	}
+	return n, err
+}
+
+func (t *tlsTransport) Write(b []byte) (int, error) {
+	_ = t.conn.SetWriteDeadline(time.Now().Add(probeStale))
+	n, err := t.conn.Write(b)
+	_ = t.conn.SetWriteDeadline(time.Time{})
+	return n, err
+}
+
+func (t *tlsTransport) Drained() bool { return false }
 
 func (c *probeConn) drop() {
 	if c.conn != nil {
@@ -301,7 +384,7 @@ func (c *probeConn) receive(wait bool) {
 			return
 		}
 		c.buf = append(c.buf, scratch[:n]...)
-		if !c.parse() || n < len(scratch) {
+		if !c.parse() || (n < len(scratch) && c.raw.Drained()) {
 			return
 		}
 	}

@@ -99,7 +99,7 @@ func TestProber(t *testing.T) {
 	up, frozen := newFakeSentinel(t), newFakeSentinel(t)
 	closedAddr := wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}
 	sentinels := []wire.Addr{up.addr, frozen.addr, closedAddr}
-	p := NewProber(Group{Name: "main", Password: "pw", Sentinels: sentinels})
+	p := NewProber(Group{Name: "main", Creds: Creds{Password: "pw"}, Sentinels: sentinels})
 	defer p.Close()
 	master := wire.Addr{Host: "10.0.0.1", Port: 6379}
 
@@ -158,7 +158,7 @@ func TestProber(t *testing.T) {
 
 func TestProberWrongPassword(t *testing.T) {
 	s := newFakeSentinel(t)
-	p := NewProber(Group{Name: "main", Password: "nope", Sentinels: []wire.Addr{s.addr}})
+	p := NewProber(Group{Name: "main", Creds: Creds{Password: "nope"}, Sentinels: []wire.Addr{s.addr}})
 	defer p.Close()
 	p.Send(time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

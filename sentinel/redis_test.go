@@ -73,7 +73,7 @@ func TestLoading(t *testing.T) {
 				}
 				return "-ERR unknown command\r\n" // HELLO: go-redis falls back to RESP2
 			})
-			c := NewRedis(addr, "")
+			c := NewRedis(addr, Creds{})
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
@@ -88,7 +88,7 @@ func TestLoading(t *testing.T) {
 func TestClientFailsFast(t *testing.T) {
 	// A port nothing listens on: with go-redis's defaults this takes seconds.
 	addr := wire.Addr{Host: "127.0.0.1", Port: testutil.ClosedPort(t)}
-	c := NewRedis(addr, "pw")
+	c := NewRedis(addr, Creds{Password: "pw"})
 	defer c.Close()
 	start := time.Now()
 	if _, err := c.Role(t.Context()); err == nil {

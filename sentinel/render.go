@@ -34,6 +34,36 @@ type RedisConf struct {
 	MinReplicas       int
 	MinReplicasMaxLag int
 	Settings          map[string]string
+	TLS               *TLSFiles // nil = plain text
+	ACL               *ACL      // nil = replication authenticates with Password
+}
+
+// TLSFiles are the files redis and sentinel read their certificate, key
+// and CA from, and a digest of what they hold: a renewed certificate keeps
+// its paths but changes the digest, which a reload then applies.
+type TLSFiles struct {
+	Cert, Key, CA string
+	Digest        string
+}
+
+// directives renders the TLS side of a server: TLS on port, plain text
+// refused (port 0), client certificates checked when presented (clients
+// authenticate with passwords; redis and sentinels present theirs), and
+// TLS to the master and between sentinels. reload is how a running server
+// takes a renewed certificate: CONFIG SET of a tls-*-file reloads them all
+// (redis 7.0 re-reads a "volatile" setting even when its value is the same);
+// nil for sentinel, which cannot.
+func (t *TLSFiles) directives(port int, reload *[2]string) []Directive {
+	return []Directive{
+		fixed("port", "0"),
+		fixed("tls-port", strconv.Itoa(port)),
+		fixed("tls-cert-file", quote(t.Cert)),
+		fixed("tls-key-file", quote(t.Key)),
+		fixed("tls-ca-cert-file", quote(t.CA)),
+		fixed("tls-auth-clients", "optional"),
+		fixed("tls-replication", "yes"),
+		{Key: "tls material", Value: t.Digest, Live: reload, Hidden: true},
+	}
 }
 
 // Directive is one line of a generated file, and how a running server takes
@@ -66,7 +96,11 @@ func live(key, value, raw string) Directive {
 func (c RedisConf) Directives() []Directive {
 	var ds []Directive
 	add := func(d Directive) { ds = append(ds, d) }
-	add(fixed("port", strconv.Itoa(c.Port)))
+	if c.TLS != nil {
+		ds = append(ds, c.TLS.directives(c.Port, &[2]string{"tls-cert-file", c.TLS.Cert})...)
+	} else {
+		add(fixed("port", strconv.Itoa(c.Port)))
+	}
 	if len(c.Bind) > 0 {
 		add(fixed("bind", strings.Join(c.Bind, " ")))
 	}
@@ -79,9 +113,17 @@ func (c RedisConf) Directives() []Directive {
 	add(fixed("supervised", "no"))
 	add(fixed("logfile", quote(""))) // stdout, which the supervisor logs
 	add(fixed("dir", quote(c.Dir)))
-	if c.Password != "" {
+	switch {
+	case c.Password != "" && c.ACL != nil:
+		// The agent changes the clients' password with ACL SETUSER, which
+		// can keep the old one valid while a new one rolls through.
+		add(Directive{Key: "requirepass", Value: quote(c.Password), Decided: true})
+	case c.Password != "":
 		add(live("requirepass", quote(c.Password), c.Password))
 		add(live("masterauth", quote(c.Password), c.Password))
+	}
+	if c.ACL != nil {
+		ds = append(ds, c.ACL.redisDirectives()...)
 	}
 	if c.Announce.Host != "" {
 		add(fixed("replica-announce-ip", c.Announce.Host))
@@ -221,7 +263,13 @@ type SentinelConf struct {
 	State []string
 	// KnownReplicas are the group's other boxes, announced to Sentinel as
 	// replicas before it has seen them (the master itself is skipped).
+	// When set, a remembered replica that is none of them is dropped.
 	KnownReplicas []wire.Addr
+	// Sentinels are the group's sentinels; when set, a remembered sentinel
+	// that is none of them is dropped.
+	Sentinels []wire.Addr
+	TLS       *TLSFiles // nil = plain text
+	ACL       *ACL      // nil = sentinels and redis authenticate with Password
 }
 
 // Options are the group's settings a running sentinel takes with SENTINEL
@@ -244,7 +292,11 @@ func (c SentinelConf) options() []Directive {
 func (c SentinelConf) Directives() []Directive {
 	var ds []Directive
 	add := func(d Directive) { ds = append(ds, d) }
-	add(fixed("port", strconv.Itoa(c.Port)))
+	if c.TLS != nil {
+		ds = append(ds, c.TLS.directives(c.Port, nil)...)
+	} else {
+		add(fixed("port", strconv.Itoa(c.Port)))
+	}
 	if len(c.Bind) > 0 {
 		add(fixed("bind", strings.Join(c.Bind, " ")))
 	}
@@ -268,9 +320,17 @@ func (c SentinelConf) Directives() []Directive {
 	if !isIP(c.Master.Host) || (c.Announce.Host != "" && !isIP(c.Announce.Host)) {
 		add(Directive{Key: "sentinel resolve-hostnames", Value: "yes", Decided: true})
 	}
-	if c.Password != "" {
+	switch {
+	case c.Password != "" && c.ACL != nil:
+		// As in redis.conf: changed at runtime (ACL SETUSER), not by a
+		// restart that would refuse the old password at once.
+		add(Directive{Key: "requirepass", Value: quote(c.Password), Decided: true})
+	case c.Password != "":
 		add(fixed("requirepass", quote(c.Password)))
 		add(fixed("sentinel sentinel-pass", quote(c.Password)))
+	}
+	if c.ACL != nil {
+		ds = append(ds, c.ACL.sentinelDirectives()...)
 	}
 	// The default, stated: scripts must not be reconfigurable over the network.
 	add(fixed("sentinel deny-scripts-reconfig", "yes"))
@@ -281,7 +341,11 @@ func (c SentinelConf) Directives() []Directive {
 	add(Directive{Key: "group name", Value: c.Name, Hidden: true})
 	q := strconv.Itoa(c.Quorum)
 	add(Directive{Key: "group quorum", Value: q, Live: &[2]string{"quorum", q}, Hidden: true})
-	if c.Password != "" {
+	switch {
+	case c.ACL != nil:
+		add(fixed("sentinel auth-user", c.Name+" "+SentinelUser))
+		add(Directive{Key: "sentinel auth-pass", Value: c.Name + " " + quote(c.ACL.Sentinel.Use), Decided: true})
+	case c.Password != "":
 		add(fixed("sentinel auth-pass", c.Name+" "+quote(c.Password)))
 	}
 	ds = append(ds, c.options()...)
@@ -292,7 +356,11 @@ func (c SentinelConf) Directives() []Directive {
 		// role master and tell it to replicate from itself
 		// (+convert-to-slave): every write refused until the other
 		// sentinels fail over again.
-		if !replicaLineOf(l, c.Master) {
+		//
+		// And a box removed from cluster.peers since is no member: loaded
+		// again, it would count in this sentinel's majority (a dead voter)
+		// until the next SENTINEL RESET.
+		if !replicaLineOf(l, c.Master) && !c.removed(l) {
 			add(Directive{Value: l, Decided: true})
 		}
 	}
@@ -315,14 +383,44 @@ func RenderSentinel(c SentinelConf) []byte { return render(c.Directives()) }
 // replicaLineOf reports whether l is a known-replica (or known-slave) line
 // naming master.
 func replicaLineOf(l string, master wire.Addr) bool {
+	kind, a, ok := knownLine(l)
+	return ok && kind == "known-replica" && a == master
+}
+
+// removed reports whether l remembers a replica or a sentinel that is not
+// one of the group's (KnownReplicas, Sentinels), where those are given.
+func (c SentinelConf) removed(l string) bool {
+	kind, a, ok := knownLine(l)
+	switch {
+	case !ok:
+		return false
+	case kind == "known-replica" && c.KnownReplicas != nil:
+		return !slices.Contains(c.KnownReplicas, a)
+	case kind == "known-sentinel" && c.Sentinels != nil:
+		return !slices.Contains(c.Sentinels, a)
+	}
+	return false
+}
+
+// knownLine reads a known-replica (or known-slave) or known-sentinel line:
+// its kind ("known-replica" for both spellings) and the address it names.
+func knownLine(l string) (kind string, a wire.Addr, ok bool) {
 	args, ok := splitArgs(l)
-	if !ok || len(args) != 5 || !strings.EqualFold(args[0], "sentinel") {
-		return false
+	if !ok || len(args) < 5 || !strings.EqualFold(args[0], "sentinel") {
+		return "", a, false
 	}
-	if kind := strings.ToLower(args[1]); kind != "known-replica" && kind != "known-slave" {
-		return false
+	switch kind = strings.ToLower(args[1]); {
+	case (kind == "known-replica" || kind == "known-slave") && len(args) == 5:
+		kind = "known-replica"
+	case kind == "known-sentinel" && len(args) == 6:
+	default:
+		return "", a, false
 	}
-	return args[3] == master.Host && args[4] == strconv.Itoa(master.Port)
+	port, err := strconv.Atoi(args[4])
+	if err != nil {
+		return "", a, false
+	}
+	return kind, wire.Addr{Host: args[3], Port: port}, true
 }
 
 // CheckPassword reports whether pw survives a round trip through Sentinel's
@@ -393,4 +491,23 @@ func settingValue(v string) string {
 		return quote(v)
 	}
 	return v
+}
+
+// RestartOnly lists the lines of ds that only a restart applies, "key
+// value", and the redis.settings passthrough keys present ("setting key":
+// removing one takes a restart). Two lists that differ mean a server started
+// from the first must restart to run as the second says. No secret is in
+// it: the password lines are runtime ones.
+func RestartOnly(ds []Directive) []string {
+	var out []string
+	for _, d := range ds {
+		switch {
+		case d.Key == "" || d.Decided || d.Hidden:
+		case d.Setting:
+			out = append(out, "setting "+d.Key)
+		case d.Live == nil:
+			out = append(out, d.Key+" "+d.Value)
+		}
+	}
+	return out
 }

@@ -98,6 +98,22 @@ func TestRenderSentinel(t *testing.T) {
 		"sentinel current-epoch 3",
 	}
 	rejoin.KnownReplicas = []wire.Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
+	// 10.0.0.7 was replaced by 10.0.0.8 in cluster.peers: its replica and
+	// its sentinel are no members any more and are not loaded again; a
+	// remembered member is kept, the new box announced.
+	removed := base
+	removed.State = []string{
+		"sentinel config-epoch mym 3",
+		"sentinel known-replica mym 10.0.0.7 6379",
+		"sentinel known-slave mym 10.0.0.7 6379",
+		"sentinel known-replica mym 10.0.0.5 6379",
+		"sentinel known-sentinel mym 10.0.0.7 26379 1123456789abcdef0123456789abcdef01234567",
+		"sentinel known-sentinel mym 10.0.0.7 0 2123456789abcdef0123456789abcdef01234567",
+		"sentinel known-sentinel mym 10.0.0.6 26379 3123456789abcdef0123456789abcdef01234567",
+		"sentinel current-epoch 3",
+	}
+	removed.KnownReplicas = []wire.Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.8", Port: 6379}}
+	removed.Sentinels = []wire.Addr{{Host: "10.0.0.5", Port: 26379}, {Host: "10.0.0.6", Port: 26379}, {Host: "10.0.0.8", Port: 26379}}
 	tests := []struct {
 		golden string
 		conf   SentinelConf
@@ -105,6 +121,7 @@ func TestRenderSentinel(t *testing.T) {
 		{"sentinel-ip.conf", base},
 		{"sentinel-hostname-state.conf", withState},
 		{"sentinel-rejoin.conf", rejoin},
+		{"sentinel-removed.conf", removed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -265,5 +282,67 @@ func TestDiff(t *testing.T) {
 				t.Errorf("Diff = %q, %q; want %q, %q", set, restart, tt.set, tt.restart)
 			}
 		})
+	}
+}
+
+// TestRenderTLS: with TLS the plain port is closed, and a renewed
+// certificate (same paths, another digest) is a CONFIG SET for redis and a
+// restart for sentinel, which cannot reload it.
+func TestRenderTLS(t *testing.T) {
+	files := &TLSFiles{Cert: "/d/tls.crt", Key: "/d/tls.key", CA: "/d/tls-ca.crt", Digest: "one"}
+	rc := RedisConf{Port: 6379, Dir: "/d", Password: "pw", Persistence: "aof", TLS: files}
+	conf := string(RenderRedis(rc))
+	for _, want := range []string{"\nport 0\n", "\ntls-port 6379\n", "\ntls-cert-file \"/d/tls.crt\"\n", "\ntls-replication yes\n", "\ntls-auth-clients optional\n"} {
+		if !strings.Contains("\n"+conf, want) {
+			t.Errorf("redis.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "tls material") || strings.Contains(conf, "port 6379\n") && !strings.Contains(conf, "tls-port 6379\n") {
+		t.Errorf("redis.conf:\n%s", conf)
+	}
+	renewed := rc
+	renewed.TLS = &TLSFiles{Cert: files.Cert, Key: files.Key, CA: files.CA, Digest: "two"}
+	set, restart := Diff(rc.Directives(), renewed.Directives())
+	if restart != "" || len(set) != 1 || set[0] != [2]string{"tls-cert-file", "/d/tls.crt"} {
+		t.Errorf("redis: set %v, restart %q; want CONFIG SET tls-cert-file", set, restart)
+	}
+	plain := rc
+	plain.TLS = nil
+	if _, restart := Diff(plain.Directives(), rc.Directives()); restart == "" {
+		t.Error("turning TLS on needs no restart")
+	}
+	sc := SentinelConf{Name: "main", Port: 26379, Dir: "/d", Master: wire.Addr{Host: "10.0.0.1", Port: 6379}, Quorum: 2, TLS: files}
+	sr := sc
+	sr.TLS = renewed.TLS
+	if _, restart := Diff(sc.Directives(), sr.Directives()); restart == "" {
+		t.Error("sentinel: a renewed certificate needs no restart")
+	}
+	if s := string(RenderSentinel(sc)); !strings.Contains(s, "\ntls-port 26379\n") || !strings.HasPrefix(strings.SplitN(s, "\n", 3)[1], "port 0") {
+		t.Errorf("sentinel.conf:\n%s", s)
+	}
+}
+
+func TestRestartOnly(t *testing.T) {
+	base := RedisConf{Port: 6379, Dir: "/var/lib/redis-ha", Password: "pw", Persistence: "aof", Priority: 100,
+		Settings: map[string]string{"maxmemory": "1gb"}}
+	got := RestartOnly(base.Directives())
+	for _, l := range got {
+		if strings.Contains(l, "pw") {
+			t.Errorf("RestartOnly carries the password: %q", l)
+		}
+	}
+	if !slices.Contains(got, "port 6379") || !slices.Contains(got, "setting maxmemory") || slices.Contains(got, "replica-priority 100") {
+		t.Errorf("RestartOnly = %q", got)
+	}
+	same := base
+	same.Priority, same.Password = 0, "other"
+	same.Settings = map[string]string{"maxmemory": "2gb"}
+	if !slices.Equal(RestartOnly(same.Directives()), got) {
+		t.Error("runtime changes (priority, password, a setting's value) count as restart-only")
+	}
+	moved := base
+	moved.Port = 6380
+	if slices.Equal(RestartOnly(moved.Directives()), got) {
+		t.Error("a new port does not count as restart-only")
 	}
 }

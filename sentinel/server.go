@@ -13,14 +13,25 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 )
 
 // Server is which server a redis-server binary or a running server is: Redis
 // or Valkey (a fork of Redis 7.2.4 that answers redis_version:7.2.4 whatever
-// its own version), and its version.
+// its own version), and its version. A running one (INFO server) also says
+// which process it is: enough to know it as this box's own when its pid file
+// is gone, and to adopt it.
 type Server struct {
 	Name    string // "redis" or "valkey"
 	Version [3]int
+
+	// Of a running server only; zero for a binary's --version.
+	PID        int    // process_id
+	ConfigFile string // config_file: the file it was started with
+	RunID      string // run_id: new at every start
 }
 
 // Valkey says whether s is Valkey.
@@ -97,7 +108,7 @@ func ParseInfoServer(info string) (Server, error) {
 			fields[k] = v
 		}
 	}
-	s := Server{Name: "redis"}
+	s := Server{Name: "redis", ConfigFile: fields["config_file"], RunID: fields["run_id"]}
 	if n := fields["server_name"]; n != "" {
 		s.Name = strings.ToLower(n)
 	}
@@ -116,16 +127,34 @@ func ParseInfoServer(info string) (Server, error) {
 		}
 		s.Version[i] = n
 	}
+	if pid, ok := fields["process_id"]; ok {
+		n, err := strconv.Atoi(pid)
+		if err != nil {
+			return Server{}, fmt.Errorf("info server: process_id %q", pid)
+		}
+		s.PID = n
+	}
 	return s, nil
 }
 
-// Server asks a running server what it is.
+// Server asks the redis-server what it is (INFO server).
 func (r *Redis) Server(ctx context.Context) (Server, error) {
-	info, err := r.c.Info(ctx, "server").Result()
-	if err != nil {
+	return serverInfo(ctx, r.c)
+}
+
+// Server asks the sentinel what it is (INFO server).
+func (s *Sentinel) Server(ctx context.Context) (Server, error) {
+	return serverInfo(ctx, s.c)
+}
+
+func serverInfo(ctx context.Context, c interface {
+	Process(context.Context, redis.Cmder) error
+}) (Server, error) {
+	cmd := redis.NewStringCmd(ctx, "info", "server")
+	if err := c.Process(ctx, cmd); err != nil {
 		return Server{}, fmt.Errorf("info server: %w", err)
 	}
-	return ParseInfoServer(info)
+	return ParseInfoServer(cmd.Val())
 }
 
 // DataRDB is the newest RDB format among the data files in dir that a server
@@ -160,7 +189,7 @@ func aofBase(dir string) (string, error) {
 	if err != nil || len(manifests) == 0 {
 		return "", err
 	}
-	f, err := os.Open(manifests[0])
+	f, err := safefile.Open(manifests[0])
 	if err != nil {
 		return "", fmt.Errorf("aof manifest: %w", err)
 	}
@@ -181,9 +210,11 @@ func aofBase(dir string) (string, error) {
 	return "", nil
 }
 
-// rdbVersion reads an RDB file's header: "REDIS" and four digits.
+// rdbVersion reads an RDB file's header: "REDIS" and four digits. The
+// state directory is the redis user's: the file is opened as safefile opens
+// state files, never through a link nor waiting on a FIFO.
 func rdbVersion(path string) (int, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return 0, err
 	}
@@ -217,18 +248,18 @@ func CanLoad(s Server, rdb int, file string) error {
 // cannot replicate from Redis 7.4 or later (it cannot load RDB format 12),
 // so no failover may put such a Redis above a Valkey.
 func Mixed(servers map[string]Server) string {
-	var redis, valkey string
+	var redis74, valkey string
 	for _, who := range slices.Sorted(maps.Keys(servers)) {
 		s := servers[who]
 		switch {
 		case s.Valkey() && valkey == "":
 			valkey = fmt.Sprintf("%s (%s)", s, who)
-		case s.WritesRDB() > 11 && redis == "":
-			redis = fmt.Sprintf("%s (%s)", s, who)
+		case s.WritesRDB() > 11 && redis74 == "":
+			redis74 = fmt.Sprintf("%s (%s)", s, who)
 		}
 	}
-	if redis == "" || valkey == "" {
+	if redis74 == "" || valkey == "" {
 		return ""
 	}
-	return fmt.Sprintf("the group mixes %s and %s: Valkey cannot load the RDB format 12 of Redis 7.4 and later, so it can neither replicate from that Redis nor take its data over", redis, valkey)
+	return fmt.Sprintf("the group mixes %s and %s: Valkey cannot load the RDB format 12 of Redis 7.4 and later, so it can neither replicate from that Redis nor take its data over", redis74, valkey)
 }

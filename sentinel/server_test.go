@@ -36,15 +36,23 @@ func TestParseInfoServer(t *testing.T) {
 			t.Errorf("ParseInfoServer(%q) = %v, %v; want %s", info, s, err, want)
 		}
 	}
-	if s, err := ParseInfoServer("# Server\r\nos:Linux\r\n"); err == nil {
-		t.Errorf("no version: %v, want an error", s)
+	for _, bad := range []string{"", "# Server\r\nos:Linux\r\n", "# Server\r\nredis_version:7.0.15\r\nprocess_id:x\r\n"} {
+		if s, err := ParseInfoServer(bad); err == nil {
+			t.Errorf("ParseInfoServer(%q) = %v, want an error", bad, s)
+		}
+	}
+	// A running server's process: what adoption checks.
+	info := "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\nrun_id:abc\r\nexecutable:/usr/bin/redis-server\r\nconfig_file:/var/lib/redis-ha/redis.conf\r\n"
+	want := Server{Name: "redis", Version: [3]int{7, 0, 15}, PID: 4242, ConfigFile: "/var/lib/redis-ha/redis.conf", RunID: "abc"}
+	if s, err := ParseInfoServer(info); err != nil || s != want {
+		t.Errorf("ParseInfoServer = %+v, %v; want %+v", s, err, want)
 	}
 }
 
 func TestCanLoad(t *testing.T) {
-	redis70, redis72 := Server{"redis", [3]int{7, 0, 15}}, Server{"redis", [3]int{7, 2, 5}}
-	redis8, valkey8 := Server{"redis", [3]int{8, 0, 2}}, Server{"valkey", [3]int{8, 1, 1}}
-	valkey9 := Server{"valkey", [3]int{9, 0, 0}}
+	redis70, redis72 := Server{Name: "redis", Version: [3]int{7, 0, 15}}, Server{Name: "redis", Version: [3]int{7, 2, 5}}
+	redis8, valkey8 := Server{Name: "redis", Version: [3]int{8, 0, 2}}, Server{Name: "valkey", Version: [3]int{8, 1, 1}}
+	valkey9 := Server{Name: "valkey", Version: [3]int{9, 0, 0}}
 	tests := []struct {
 		s    Server
 		rdb  int
@@ -68,8 +76,8 @@ func TestCanLoad(t *testing.T) {
 }
 
 func TestMixed(t *testing.T) {
-	redis70, redis8 := Server{"redis", [3]int{7, 0, 15}}, Server{"redis", [3]int{8, 0, 2}}
-	redis74, valkey8 := Server{"redis", [3]int{7, 4, 0}}, Server{"valkey", [3]int{8, 1, 1}}
+	redis70, redis8 := Server{Name: "redis", Version: [3]int{7, 0, 15}}, Server{Name: "redis", Version: [3]int{8, 0, 2}}
+	redis74, valkey8 := Server{Name: "redis", Version: [3]int{7, 4, 0}}, Server{Name: "valkey", Version: [3]int{8, 1, 1}}
 	tests := []struct {
 		servers map[string]Server
 		want    string

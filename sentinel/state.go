@@ -3,15 +3,15 @@ package sentinel
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
+	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
 
@@ -33,8 +33,12 @@ type SentinelState struct {
 // Lines the redis argument splitter cannot parse are skipped rather than
 // fatal: Sentinel 7.0 writes passwords back unquoted, and a file it mangled
 // must not stop the agent from starting.
+//
+// The file lives in a directory the redis user owns, and the agent reads it
+// as root: a symlink, hard link or FIFO in its place is refused, and so is
+// a file larger than any sentinel writes.
 func ReadSentinelState(path string) (SentinelState, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, maxStateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return SentinelState{}, nil
 	}
@@ -57,7 +61,9 @@ func ReadSentinelState(path string) (SentinelState, error) {
 		}
 		switch strings.ToLower(args[1]) {
 		case "myid":
-			st.MyID = args[2]
+			if ValidMyID(args[2]) {
+				st.MyID = args[2]
+			}
 		case "monitor":
 			if st.Name != "" {
 				continue
@@ -90,13 +96,33 @@ func ReadSentinelState(path string) (SentinelState, error) {
 	return st, nil
 }
 
-// NewMyID returns a fresh sentinel id: 40 random hex characters.
-func NewMyID() (string, error) {
-	var b [20]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("new sentinel id: %w", err)
+// maxStateFile bounds a sentinel.conf: a few hundred bytes per known
+// replica and sentinel.
+const maxStateFile = 4 << 20
+
+// ValidMyID reports whether id is a sentinel id: 40 hex digits, as Sentinel
+// itself insists.
+func ValidMyID(id string) bool {
+	if len(id) != 40 {
+		return false
 	}
-	return hex.EncodeToString(b[:]), nil
+	for i := 0; i < len(id); i++ {
+		if !isHex(id[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// DeriveMyID is the sentinel id of the group's sentinel at addr: 40 hex
+// digits that depend on nothing else. A box re-imaged at the same address
+// (its state directory empty) thus comes back as the same sentinel. A new
+// id there would leave the old one in every other sentinel's memory, with
+// its port set to 0 (+sentinel-invalid-addr), a dead voter in their
+// majority until SENTINEL RESET.
+func DeriveMyID(group string, addr wire.Addr) string {
+	sum := sha1.Sum([]byte("redis-ha-agent sentinel myid\x00" + group + "\x00" + addr.String()))
+	return hex.EncodeToString(sum[:])
 }
 
 // splitArgs splits a config line the way redis's sdssplitargs does: words

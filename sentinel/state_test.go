@@ -95,13 +95,48 @@ sentinel current-epoch 7
 	}
 }
 
-func TestNewMyID(t *testing.T) {
-	a, err := NewMyID()
-	if err != nil {
+func TestDeriveMyID(t *testing.T) {
+	a := DeriveMyID("main", wire.Addr{Host: "10.0.0.5", Port: 26379})
+	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(a) || !ValidMyID(a) {
+		t.Errorf("DeriveMyID = %q: not a sentinel id", a)
+	}
+	if again := DeriveMyID("main", wire.Addr{Host: "10.0.0.5", Port: 26379}); again != a {
+		t.Errorf("the same sentinel got two ids: %q, %q", a, again)
+	}
+	for _, o := range []string{
+		DeriveMyID("main", wire.Addr{Host: "10.0.0.6", Port: 26379}),
+		DeriveMyID("main", wire.Addr{Host: "10.0.0.5", Port: 26380}),
+		DeriveMyID("other", wire.Addr{Host: "10.0.0.5", Port: 26379}),
+	} {
+		if o == a {
+			t.Errorf("two sentinels share the id %q", a)
+		}
+	}
+}
+
+// The state directory belongs to the redis user, who could plant a link to a
+// root-only file at sentinel.conf's name (security review M1), or write a
+// myid that is not one: its bytes would be copied into the next sentinel.conf.
+func TestReadSentinelStateRefusesPlants(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "root-only")
+	if err := os.WriteFile(secret, []byte("sentinel myid ROOT-ONLY-SECRET-0123456789abcdef0123456\nsentinel current-epoch 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := NewMyID()
-	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(a) || a == b {
-		t.Errorf("NewMyID = %q, %q", a, b)
+	link := filepath.Join(dir, "sentinel.conf")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadSentinelState(link); err == nil || st.Lines != nil {
+		t.Errorf("symlink read: %+v, %v", st, err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(link, []byte("sentinel myid ../../etc/shadow0123456789abcdef0123456789a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadSentinelState(link); err != nil || st.MyID != "" {
+		t.Errorf("myid that is not 40 hex digits: %q, %v", st.MyID, err)
 	}
 }

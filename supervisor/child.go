@@ -70,6 +70,7 @@ type Child struct {
 	Sleep   func(ctx context.Context, d time.Duration) error // nil = a real timer
 
 	mu      sync.Mutex
+	keep    bool // Keep was called
 	cur     *Process
 	restart chan struct{} // closed by Restart; nil when nothing runs or already closed
 	done    chan struct{} // closed when Run returns; made by whichever of Done and Run comes first
@@ -106,7 +107,10 @@ func (c *Child) Run(ctx context.Context) error {
 		if spec.Name == "" {
 			spec.Name = c.Name
 		}
-		e := c.runOnce(ctx, spec, logger, log)
+		e, kept := c.runOnce(ctx, spec, logger, log)
+		if kept {
+			return nil // left running, not exited: no OnExit
+		}
 		if c.OnExit != nil {
 			c.OnExit(e)
 		}
@@ -133,18 +137,23 @@ func (c *Child) Run(ctx context.Context) error {
 	}
 }
 
-// runOnce starts spec and waits for it to exit, for Restart, or for ctx.
-func (c *Child) runOnce(ctx context.Context, spec Spec, logger, log *slog.Logger) Exit {
+// runOnce starts spec and waits for it to exit, for Restart, or for ctx; kept says that ctx
+// ended it after Keep, with the process left running.
+func (c *Child) runOnce(ctx context.Context, spec Spec, logger, log *slog.Logger) (e Exit, kept bool) {
 	p, err := Start(spec, logger)
 	if err != nil {
-		return Exit{Err: err}
+		return Exit{Err: err}, false
 	}
 	started := time.Now()
 	restart := make(chan struct{})
 	c.mu.Lock()
 	c.cur, c.restart = p, restart
 	c.mu.Unlock()
-	log.Info("started", "pid", p.Pid())
+	if spec.Adopt != 0 {
+		log.Info("adopted: it outlived the agent that started it", "pid", p.Pid())
+	} else {
+		log.Info("started", "pid", p.Pid())
+	}
 	if c.OnStart != nil {
 		c.OnStart(p)
 	}
@@ -156,6 +165,13 @@ func (c *Child) runOnce(ctx context.Context, spec Spec, logger, log *slog.Logger
 		requested = true
 	case <-ctx.Done():
 		requested = true
+		c.mu.Lock()
+		kept = c.keep
+		c.mu.Unlock()
+	}
+	if kept {
+		log.Info("left running for the next agent to adopt", "pid", p.Pid())
+		return Exit{}, true
 	}
 	if requested {
 		if err := p.Stop(); err != nil {
@@ -171,7 +187,16 @@ func (c *Child) runOnce(ctx context.Context, spec Spec, logger, log *slog.Logger
 		requested = true
 	default:
 	}
-	return Exit{Err: p.Err(), Tail: p.Tail(), Warnings: p.Warnings(), Ran: time.Since(started), Requested: requested}
+	return Exit{Err: p.Err(), Tail: p.Tail(), Warnings: p.Warnings(), Ran: time.Since(started), Requested: requested}, false
+}
+
+// Keep makes Run, when its context ends, leave the running process running instead of
+// stopping it, and return without OnExit: the agent is being restarted, and the next one
+// adopts the process (Runs, Spec.Adopt). Call it before cancelling Run's context.
+func (c *Child) Keep() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keep = true
 }
 
 // Restart stops the current process; Run then skips the backoff and goes straight to Next.

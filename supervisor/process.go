@@ -12,9 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -38,13 +41,21 @@ type Spec struct {
 	StopGrace  time.Duration       // SIGTERM, then SIGKILL after this (0 = 10s)
 
 	// PidFile, when set, is written at start and removed at exit. A process it names that runs
-	// the same executable is a leftover of a crashed agent: Start stops its group first.
+	// the same executable is a leftover of a crashed agent: Start stops its group first, unless
+	// it is the one to adopt.
 	PidFile string
 
 	// ParseLine, when set, reads one output line: the level to log it at and the message,
 	// the line without what the log adds itself (the child's own timestamp). nil = the line
 	// as it is, at info.
 	ParseLine func(line string) (slog.Level, string)
+	// Output, when set, is a named pipe (created if missing) for the child's stdout and
+	// stderr instead of an anonymous pipe: the child keeps it when the agent goes, and the
+	// agent that adopts the child opens it again and goes on logging its lines.
+	Output string
+	// Adopt, when set, is the pid of a running process to take over instead of starting
+	// Path (see Runs): it is watched and stopped like a child, but not started.
+	Adopt int
 }
 
 // Process is one started child. Its methods are safe for concurrent use.
@@ -53,16 +64,25 @@ type Process struct {
 	pid     int
 	grace   time.Duration
 	pidFile string
-	cmd     *exec.Cmd
-	log     *slog.Logger
-	parse   func(string) (slog.Level, string)
-	tail    ring
-	warned  ring // the lines at warning or above, of which warnLines are kept
-	done    chan struct{}
-	err     error // written before done is closed
+	cmd     *exec.Cmd // nil when adopted
+	pidfd   *os.File  // adopted only: the process, whose pid cannot be reused under it
+	exe     string    // the executable, resolved (Replaced)
+	// exeAtStart is the executable as it was on disk when this agent
+	// started the process; nil when adopted.
+	exeAtStart *fileID
+	log        *slog.Logger
+	parse      func(string) (slog.Level, string)
+	tail       ring
+	warned     ring // the lines at warning or above, of which warnLines are kept
+	done       chan struct{}
+	err        error // written before done is closed
 
 	mu     sync.Mutex // orders Signal against reaping, so a reused pid is never signalled
 	reaped bool
+
+	// termed and killed: Stop sent SIGTERM, SIGKILL. An adopted process's exit status is
+	// unknown; ending on SIGTERM alone is what counts as a clean stop.
+	termed, killed atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -84,6 +104,10 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 	grace := spec.StopGrace
 	if grace <= 0 {
 		grace = defaultStopGrace
+	}
+
+	if spec.Adopt != 0 {
+		return adopt(spec, name, grace, log)
 	}
 
 	cmd := exec.Command(spec.Path, spec.Args...)
@@ -108,7 +132,7 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 	// One pipe for both streams keeps stdout and stderr lines in the order they were written.
 	// It is ours rather than cmd's so that Wait returns when the leader exits, not when the
 	// last holder of the pipe does.
-	r, w, err := os.Pipe()
+	r, w, err := outputPipe(spec.Output)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: pipe: %w", name, err)
 	}
@@ -121,6 +145,7 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 	}
 
 	p := &Process{
+		exe:     executable(cmd.Path),
 		name:    name,
 		pid:     cmd.Process.Pid,
 		grace:   grace,
@@ -130,6 +155,9 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 		parse:   spec.ParseLine,
 		warned:  ring{keep: warnLines},
 		done:    make(chan struct{}),
+	}
+	if id, err := statID(p.exe); err == nil {
+		p.exeAtStart = &id
 	}
 	read := make(chan struct{})
 	go p.readOutput(r, read)
@@ -180,7 +208,34 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	if p.reaped {
 		return os.ErrProcessDone
 	}
+	if p.pidfd != nil {
+		return p.signalAdopted(sig)
+	}
 	if err := syscall.Kill(-p.pid, sig); err != nil {
+		return fmt.Errorf("signal %s %v: %w", p.name, sig, err)
+	}
+	return nil
+}
+
+// signalAdopted signals an adopted process: its group when it leads one, as the agent's
+// children do (a group whose leader has not exited cannot have been reused), else through the
+// pidfd. Called with mu held.
+func (p *Process) signalAdopted(sig syscall.Signal) error {
+	// Control, not Fd: Fd would make the pidfd blocking under the poller that watch waits on.
+	rc, err := p.pidfd.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) {
+			if pgid, gerr := syscall.Getpgid(p.pid); gerr == nil && pgid == p.pid && !exitedPidfd(fd) {
+				err = syscall.Kill(-p.pid, sig)
+			} else {
+				err = unix.PidfdSendSignal(int(fd), sig, nil, 0)
+			}
+		})
+		if err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("signal %s %v: %w", p.name, sig, err)
 	}
 	return nil
@@ -199,6 +254,7 @@ func (p *Process) stop() error {
 		return nil
 	default:
 	}
+	p.termed.Store(true)
 	if err := p.Signal(syscall.SIGTERM); err != nil && !gone(err) {
 		return fmt.Errorf("stop: %w", err)
 	}
@@ -209,6 +265,7 @@ func (p *Process) stop() error {
 		return nil
 	case <-t.C:
 	}
+	p.killed.Store(true)
 	switch err := p.Signal(syscall.SIGKILL); {
 	case err == nil:
 		p.log.Warn("still running after grace, killed", "pid", p.pid, "grace", p.grace)
@@ -234,7 +291,12 @@ func (p *Process) reap(r *os.File, read <-chan struct{}) {
 	p.err = p.cmd.Wait()
 	p.reaped = true
 	p.mu.Unlock()
+	p.drain(r, read)
+}
 
+// drain waits for the output of an exited child to end (bounded: a process that left the
+// group may hold the pipe), removes the pid file and closes done.
+func (p *Process) drain(r *os.File, read <-chan struct{}) {
 	t := time.NewTimer(drainTimeout)
 	select {
 	case <-read:
@@ -242,7 +304,9 @@ func (p *Process) reap(r *os.File, read <-chan struct{}) {
 		p.log.Warn("output pipe held open by a process outside the group; no longer reading it")
 	}
 	t.Stop()
-	r.Close()
+	if r != nil {
+		r.Close()
+	}
 	<-read
 	if p.pidFile != "" {
 		removePidFile(p.pidFile, p.pid)

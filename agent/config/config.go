@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +27,7 @@ type Config struct {
 	VIP      VIP      `toml:"vip"`
 	Hooks    Hooks    `toml:"hooks"`
 	Log      Log      `toml:"log"`
+	TLS      TLS      `toml:"tls"`
 
 	// Resolved after validation; never read from a file.
 	Peers        []wire.Addr `toml:"-"` // cluster.peers with ports filled in; empty in single-box mode
@@ -34,8 +37,13 @@ type Config struct {
 	Quorum       int         `toml:"-"` // cluster.quorum, or a majority of the peers (1 in single-box mode)
 	HTTPListen   string      `toml:"-"` // http.listen with its default applied; "" = off
 	Password     string      `toml:"-" json:"-"`
-	Files        []string    `toml:"-"` // files read, in merge order
-	Sum          [32]byte    `toml:"-"` // over Files' bytes and the password: equal sums = nothing to reload
+	Certs        *Certs      `toml:"-" json:"-"` // tls.* as read and checked; nil when TLS is off
+	// Rotation is set by the agent, never by Load: a reload that changed
+	// the password under auth.acl keeps the old one's secrets until every
+	// box accepts the new ones.
+	Rotation *Rotation `toml:"-" json:"-"`
+	Files    []string  `toml:"-"` // files read, in merge order
+	Sum      [32]byte  `toml:"-"` // over Files' bytes and the password: equal sums = nothing to reload
 }
 
 // Cluster is the [cluster] table.
@@ -73,6 +81,41 @@ type Sentinel struct {
 // Auth is the [auth] table.
 type Auth struct {
 	PasswordFile string `toml:"password_file"`
+	ACL          bool   `toml:"acl"`
+}
+
+// TLS is the [tls] table.
+type TLS struct {
+	Enabled  bool   `toml:"enabled"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	CAFile   string `toml:"ca_file"`
+}
+
+// Same reports whether c and o hold the same files' contents.
+func (c *Certs) Same(o *Certs) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return bytes.Equal(c.Cert, o.Cert) && bytes.Equal(c.Key, o.Key) && bytes.Equal(c.CA, o.CA)
+}
+
+// Rotation is a password rolling through the group under auth.acl.
+type Rotation struct {
+	From     string    `json:"-"` // the password before
+	Switched bool      // this box uses the new secrets: every box accepts them
+	At       time.Time // when it switched
+}
+
+// Certs is tls.* read and checked: the PEM the agent hands redis and
+// sentinel, and the agent's own client side.
+type Certs struct {
+	Cert, Key, CA []byte // PEM, as read
+	NotAfter      time.Time
+	// Client is how the agent dials redis and the sentinels: the CA as the
+	// only root, and this box's certificate to present. ServerName is left
+	// empty: each dial sets the host it dials.
+	Client *tls.Config
 }
 
 // Tuning is the [tuning] table. It stays comparable: reload compares it

@@ -26,11 +26,36 @@ func (c *Config) LocalSentinel() wire.Addr { return c.SentinelOf(c.Self) }
 
 // Group is how to reach every box's sentinel.
 func (c *Config) Group() sentinel.Group {
-	g := sentinel.Group{Name: c.Cluster.Name, Password: c.Password, Sentinels: make([]wire.Addr, len(c.Peers))}
+	g := sentinel.Group{Name: c.Cluster.Name, Creds: c.Creds(), Sentinels: make([]wire.Addr, len(c.Peers))}
 	for i, p := range c.Peers {
 		g.Sentinels[i] = c.SentinelOf(p)
 	}
 	return g
+}
+
+// Creds are how the agent reaches every redis and sentinel of the group:
+// the password, or its own user with auth.acl, over TLS when tls.enabled.
+func (c *Config) Creds() sentinel.Creds {
+	cr := sentinel.Creds{Password: c.Password}
+	if a := c.ACL(); a != nil {
+		cr.User, cr.Password = sentinel.AgentUser, a.Agent.Use
+	}
+	if c.Certs != nil {
+		cr.TLS = c.Certs.Client
+	}
+	return cr
+}
+
+// ACL is auth.acl's users, derived from the password; nil when off.
+func (c *Config) ACL() *sentinel.ACL {
+	if !c.Auth.ACL {
+		return nil
+	}
+	a := sentinel.DeriveACL(c.Password, c.Cluster.Name)
+	if r := c.Rotation; r != nil {
+		a = a.Rolling(sentinel.DeriveACL(r.From, c.Cluster.Name), r.Switched)
+	}
+	return a
 }
 
 // Members are the boxes of the group, or this box alone.

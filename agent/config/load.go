@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 )
 
 // Problem is one thing wrong with a configuration set, located at the line
@@ -20,6 +22,9 @@ type Problem struct {
 	Col  int // syntax errors only
 	Key  string
 	Msg  string
+
+	bad    bool // found reading the file (syntax, unknown key, type): its value never decoded
+	access bool // the file could not be read for want of permission
 }
 
 func (p Problem) String() string {
@@ -48,6 +53,18 @@ func (p Problem) String() string {
 // returns nothing else as an error, so callers map it to exit status 78.
 type Error struct {
 	Problems []Problem
+}
+
+// AccessOnly reports whether every problem is a file this process may not
+// read: the configuration may well be fine, the caller (a CLI run by a
+// user other than root) just cannot see it, which is not exit status 78.
+func (e *Error) AccessOnly() bool {
+	for _, p := range e.Problems {
+		if !p.access {
+			return false
+		}
+	}
+	return len(e.Problems) > 0
 }
 
 func (e *Error) Error() string {
@@ -80,6 +97,8 @@ func defaults() *Config {
 			FenceAfter:      Duration(500 * time.Millisecond),
 		},
 		Auth: Auth{PasswordFile: "/etc/redis-ha/password"},
+		TLS: TLS{CertFile: "/etc/redis-ha/tls/redis.crt", KeyFile: "/etc/redis-ha/tls/redis.key",
+			CAFile: "/etc/redis-ha/tls/ca.crt"},
 		Tuning: Tuning{
 			Enabled: true, Somaxconn: 1024, OvercommitMemory: 1, TransparentHugepages: "never",
 		},
@@ -101,9 +120,9 @@ func Load(path string, env Env) (*Config, error) {
 	origins := keyOrigins{}
 	sum := sha256.New()
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			probs = append(probs, Problem{File: f, Msg: ioMsg("read", err)})
+		data, prob := readFile(f)
+		if prob != nil {
+			probs = append(probs, *prob)
 			continue
 		}
 		// Length-prefixed so that moving bytes between files changes the sum.
@@ -112,17 +131,58 @@ func Load(path string, env Env) (*Config, error) {
 		probs = append(probs, decodeFile(f, data, schema, c, origins)...)
 	}
 	c.Files = files
-	if len(probs) > 0 {
-		// The model is incomplete; validating it would only add noise.
-		return nil, &Error{Problems: sortProblems(probs, files)}
+	// Validated even when files had problems: what did decode is checked
+	// too, so one run reports everything. A problem about a key whose own
+	// line is wrong would only repeat it.
+	bad := map[string]bool{}
+	for _, p := range probs {
+		if p.bad {
+			bad[p.Key] = true
+		}
 	}
-	probs = validate(c, origins, gatherFacts(c, env))
+	for _, p := range validate(c, origins, gatherFacts(c, env)) {
+		if !bad[p.Key] {
+			probs = append(probs, p)
+		}
+	}
 	if len(probs) > 0 {
 		return nil, &Error{Problems: sortProblems(probs, files)}
 	}
 	sum.Write([]byte(c.Password))
+	if c.Certs != nil {
+		// A renewed certificate is a change to apply, though no file of
+		// the configuration changed.
+		for _, b := range [][]byte{c.Certs.Cert, c.Certs.Key, c.Certs.CA} {
+			fmt.Fprintf(sum, "\x00%d\x00", len(b))
+			sum.Write(b)
+		}
+	}
 	copy(c.Sum[:], sum.Sum(nil))
 	return c, nil
+}
+
+// Bounds of what Load reads: the shipped file, every key commented, is
+// 10 kB; a password is a line.
+const (
+	maxConfigFile   = 1 << 20
+	maxPasswordFile = 4 << 10
+)
+
+// readFile reads one configuration file: a regular file of bounded size
+// that only root can change, since it says what root runs
+// (hooks.on_role_change, redis.binary).
+func readFile(f string) ([]byte, *Problem) {
+	data, _, err := safefile.ReadConfig(f, maxConfigFile)
+	if err != nil {
+		return nil, &Problem{File: f, Msg: ioMsg("read", err), access: errors.Is(err, fs.ErrPermission)}
+	}
+	if err := safefile.Trusted(f); err != nil {
+		if errors.Is(err, safefile.ErrUntrusted) {
+			return nil, &Problem{File: f, Msg: "refused: the agent runs as root what this file says, yet " + trustDetail(err)}
+		}
+		return nil, &Problem{File: f, Msg: ioMsg("check owner", err), access: errors.Is(err, fs.ErrPermission)}
+	}
+	return data, nil
 }
 
 // fileList returns the base file and the drop-ins to merge over it.

@@ -16,9 +16,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-ha-agent/redis-ha-agent/internal/safefile"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 )
+
+// trustDetail is safefile.Trusted's finding without its sentinel prefix.
+func trustDetail(err error) string {
+	return strings.TrimPrefix(err.Error(), safefile.ErrUntrusted.Error()+": ")
+}
 
 // facts is what validation needs from the machine, gathered up front
 // so that validate itself is a pure function.
@@ -30,12 +36,14 @@ type facts struct {
 	password fileFact
 	hook     fileFact
 	binary   string // redis.binary's default: the first of defaultBinaries installed
+	tls      tlsFacts
 }
 
 type fileFact struct {
-	mode fs.FileMode
-	data []byte // password only
-	err  error
+	mode  fs.FileMode
+	data  []byte // password only
+	err   error
+	trust error // hook only: how others could change it (safefile.Trusted)
 }
 
 func gatherFacts(c *Config, env Env) facts {
@@ -66,14 +74,16 @@ func gatherFacts(c *Config, env Env) facts {
 		if fi, f.password.err = os.Stat(pf); f.password.err == nil {
 			f.password.mode = fi.Mode()
 			if fi.Mode().IsRegular() {
-				f.password.data, f.password.err = os.ReadFile(pf)
+				f.password.data, _, f.password.err = safefile.ReadConfig(pf, maxPasswordFile)
 			}
 		}
 	}
+	f.tls = gatherTLS(c)
 	if h := c.Hooks.OnRoleChange; filepath.IsAbs(h) {
 		var fi fs.FileInfo
 		if fi, f.hook.err = os.Stat(h); f.hook.err == nil {
 			f.hook.mode = fi.Mode()
+			f.hook.trust = safefile.Trusted(h)
 		}
 	}
 	return f
@@ -162,6 +172,7 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 	}
 
 	validatePassword(v, c, f.password)
+	validateTLS(v, c, f.tls)
 
 	if c.Tuning.Somaxconn < 0 || c.Tuning.Somaxconn > math.MaxInt32 {
 		v.add("tuning.somaxconn", "%d: must be 0 or more", c.Tuning.Somaxconn)
@@ -188,6 +199,10 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 			v.add("http.listen", "%q: want host:port (\":8008\" for every address) or \"\" for off", c.HTTP.Listen)
 		} else if host != "" && !wire.ValidHost(host) {
 			v.add("http.listen", "%q: %q is not an IP address or host name", c.HTTP.Listen, host)
+		} else if portOK && (n == c.Redis.Port || n == c.SentinelPort) {
+			// Redis and Sentinel bind loopback and this box's address, so
+			// the API would lose the race for the port or take theirs.
+			v.add("http.listen", "%q: port %d is redis.port or sentinel.port: choose another (8008 is the default)", c.HTTP.Listen, n)
 		}
 	}
 
@@ -222,8 +237,10 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 			v.add("hooks.on_role_change", "%s: %s", h, ioMsg("stat", f.hook.err))
 		case !f.hook.mode.IsRegular() || f.hook.mode&0o111 == 0:
 			v.add("hooks.on_role_change", "%s is not an executable file (mode %04o)", h, f.hook.mode.Perm())
-		case f.hook.mode&0o002 != 0:
-			v.add("hooks.on_role_change", "%s is writable by others (mode %04o), yet the agent runs it: chmod o-w %s", h, f.hook.mode.Perm(), h)
+		case f.hook.trust != nil:
+			// The agent runs it as root: whoever can change it, or rename
+			// a directory above it, would be root.
+			v.add("hooks.on_role_change", "%s: the agent runs it as root, yet %v", h, trustDetail(f.hook.trust))
 		}
 	}
 	return v.probs
@@ -320,12 +337,27 @@ func validatePeers(v *checker, c *Config, f facts, portOK bool) {
 			addrs[i] = ip.String()
 		}
 		v.at("cluster.peers", "node.announce",
-			"no entry of cluster.peers is a local address with port %d (this box has %s): set node.announce to this box's entry",
-			c.Redis.Port, strings.Join(addrs, ", "))
+			"no entry of cluster.peers is a local address with port %d (this box has %s)%s: set node.announce to this box's entry",
+			c.Redis.Port, strings.Join(addrs, ", "), lookupErrors(f.hostErrs))
 	default:
 		v.at("cluster.peers", "node.announce",
 			"entries %s are all local addresses with port %d: set node.announce to this box's entry", addrList(local), c.Redis.Port)
 	}
+}
+
+// lookupErrors says which peers' names did not resolve: one of them may be
+// this box.
+func lookupErrors(errs map[string]error) string {
+	var out []string
+	for _, h := range slices.Sorted(maps.Keys(errs)) {
+		if errs[h] != nil {
+			out = append(out, fmt.Sprintf("%s: %v", h, errs[h]))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "; names that did not resolve: " + strings.Join(out, "; ")
 }
 
 func hostIsLocal(host string, f facts) bool {
@@ -392,6 +424,7 @@ func validatePassword(v *checker, c *Config, f fileFact) {
 		return
 	case f.err != nil:
 		v.add(key, "%s: %s", pf, ioMsg("read", f.err))
+		v.probs[len(v.probs)-1].access = errors.Is(f.err, fs.ErrPermission)
 		return
 	case !f.mode.IsRegular():
 		v.add(key, "%s is not a regular file", pf)
@@ -456,6 +489,11 @@ func ownerHint(k string) string {
 		return " (use node.announce)"
 	case "replicaof", "slaveof":
 		return " (sentinel decides it)"
+	case "user", "aclfile", "masteruser":
+		return " (auth.acl makes the users it needs; clients use the password file)"
+	}
+	if strings.HasPrefix(strings.ToLower(k), "tls-") {
+		return " (use tls.*)"
 	}
 	return ""
 }

@@ -7,9 +7,9 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
@@ -79,53 +79,130 @@ func schemaOf(t reflect.Type) map[string]valueKind {
 	return s
 }
 
-// decodeFile checks one file against the schema and, when it is clean,
-// decodes it over c. go-toml would stop at the first wrong type and word it
-// in Go terms; walking the AST first reports every unknown key and wrong type
-// of the file, each at its own line.
+// decodeFile checks one file against the schema and decodes what is good in
+// it over c. go-toml's decoder would stop at the first wrong type and word it
+// in Go terms, and its check for keys defined twice is quadratic in the
+// number of keys of a table (40,000 redis.settings took 15 s, a million never
+// ended); walking the AST once reports every unknown key, wrong type and
+// duplicate of the file, each at its own line, and yields the values.
+//
+// A file with problems still gives what decoded cleanly (every key before a
+// syntax error, less the keys with problems), so that validation can report
+// what is wrong with those values alongside: one run of check-config shows
+// every problem.
 func decodeFile(file string, data []byte, schema map[string]valueKind, c *Config, origins keyOrigins) []Problem {
-	w := walker{file: file, schema: schema, seen: keyOrigins{}, lines: map[int]string{}}
+	w := walker{file: file, schema: schema, seen: keyOrigins{}, defs: map[string]defKind{}, bad: map[string]bool{}}
 	w.p.Reset(data)
+	w.index(data)
 	w.walk()
-	if len(w.probs) > 0 {
-		return w.probs
+	for _, a := range w.values {
+		if !w.bad[a.key] {
+			a.set(c)
+			origins[a.key] = w.seen[a.key]
+		}
 	}
-	err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(c)
-	if err != nil {
-		// What only the decoder checks (a key defined twice, an integer
-		// overflowing int): report it as go-toml words it.
-		return []Problem{decodeProblem(file, err, w.lines)}
-	}
-	for k, o := range w.seen {
-		origins[k] = o
-	}
-	return nil
-}
-
-func decodeProblem(file string, err error, lines map[int]string) Problem {
-	var de *toml.DecodeError
-	var se *toml.StrictMissingError
-	if errors.As(err, &se) && len(se.Errors) > 0 {
-		de = &se.Errors[0]
-	}
-	if de == nil && !errors.As(err, &de) {
-		return Problem{File: file, Msg: err.Error()}
-	}
-	line, col := de.Position()
-	key := lines[line]
-	if key == "" {
-		key = strings.Join(de.Key(), ".")
-	}
-	return Problem{File: file, Line: line, Col: col, Key: key, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+	return w.probs
 }
 
 type walker struct {
-	file   string
-	schema map[string]valueKind
-	p      unstable.Parser
-	probs  []Problem
-	seen   keyOrigins     // leaf keys set by this file
-	lines  map[int]string // line → key, to name the key of a go-toml error
+	file     string
+	schema   map[string]valueKind
+	p        unstable.Parser
+	probs    []Problem
+	seen     keyOrigins         // leaf keys set by this file
+	values   []assignment       // their values, in file order
+	defs     map[string]defKind // tables and keys defined by this file, and how
+	bad      map[string]bool    // keys (and tables) with a problem
+	newlines []int              // offsets of the file's newlines, for lineOf
+	syntaxAt int                // offset of the line with a syntax error; -1 = none
+}
+
+// defKind is how a file defined a key or table, for TOML's rule that
+// nothing is defined twice.
+type defKind int
+
+const (
+	defImplicit defKind = iota + 1 // a table above a [header]: may get a header of its own once
+	defHeader                      // [table]
+	defDotted                      // a table made by a dotted key (a.b = 1)
+	defInline                      // a = { ... }: closed
+	defLeaf                        // a = 1
+)
+
+// assignment is one good value of the file, decoded.
+type assignment struct {
+	key  string
+	path []string
+	val  any // string, int, bool, []string or Duration
+}
+
+// set stores a's value in c, at the field whose toml tags spell a's path
+// (or the entry of a string map).
+func (a assignment) set(c *Config) {
+	v := reflect.ValueOf(c).Elem()
+	for i, name := range a.path {
+		if v.Kind() == reflect.Map {
+			if v.IsNil() {
+				v.Set(reflect.MakeMap(v.Type()))
+			}
+			v.SetMapIndex(reflect.ValueOf(strings.Join(a.path[i:], ".")), reflect.ValueOf(a.val))
+			return
+		}
+		v = fieldByTag(v, name)
+		if !v.IsValid() {
+			return // cannot happen: the walker checked the path against the schema
+		}
+	}
+	v.Set(reflect.ValueOf(a.val).Convert(v.Type()))
+}
+
+func fieldByTag(v reflect.Value, name string) reflect.Value {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); tag == name {
+			return v.Field(i)
+		}
+	}
+	return reflect.Value{}
+}
+
+// define records that key (a table or a leaf) is defined as how; false,
+// with the problem reported, when TOML forbids it.
+func (w *walker) define(line int, path []string, how defKind) bool {
+	key := strings.Join(path, ".")
+	prev := w.defs[key]
+	switch {
+	case prev == 0, prev == defImplicit && how == defHeader, prev == defDotted && how == defDotted:
+		w.defs[key] = how
+		return true
+	case prev == defImplicit && how == defImplicit, prev == defHeader && how == defImplicit:
+		return true
+	}
+	w.problem(line, key, "is already defined")
+	return false
+}
+
+// index records where the lines start. go-toml's Parser.Shape would find a
+// node's line by scanning from the first byte each time: quadratic in the
+// number of keys (40,000 redis.settings took 15 s, a million never ended).
+func (w *walker) index(data []byte) {
+	w.syntaxAt = -1
+	w.newlines = w.newlines[:0]
+	for off := 0; ; {
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			return
+		}
+		off += i
+		w.newlines = append(w.newlines, off)
+		off++
+	}
+}
+
+// lineOf is the 1-based line of a byte offset.
+func (w *walker) lineOf(off int) int {
+	n, _ := slices.BinarySearch(w.newlines, off)
+	return n + 1
 }
 
 func (w *walker) walk() {
@@ -147,7 +224,10 @@ func (w *walker) walk() {
 			case kind != kindTable && kind != kindStringMap:
 				w.problem(line, key, "is "+kind.String()+", not a table")
 			default:
-				skip = false
+				for i := 1; i < len(path); i++ {
+					w.define(line, path[:i], defImplicit)
+				}
+				skip = !w.define(line, path, defHeader)
 			}
 		case unstable.KeyValue:
 			if !skip {
@@ -167,7 +247,7 @@ func (w *walker) key(it unstable.Iterator) ([]string, int) {
 	for it.Next() {
 		n := it.Node()
 		if line == 0 {
-			line = w.p.Shape(n.Raw).Start.Line
+			line = w.lineOf(int(n.Raw.Offset))
 		}
 		parts = append(parts, string(n.Data))
 	}
@@ -178,18 +258,27 @@ func (w *walker) keyValue(table []string, kv *unstable.Node) {
 	rel, line := w.key(kv.Key())
 	path := append(slices.Clone(table), rel...)
 	key := strings.Join(path, ".")
-	w.lines[line] = key
 	kind, ok := w.kindOf(path)
 	if !ok {
 		w.problem(line, key, "unknown key"+w.suggest(path))
 		return
 	}
+	for i := len(table) + 1; i < len(path); i++ {
+		if !w.define(line, path[:i], defDotted) {
+			return
+		}
+	}
 	v := kv.Value()
 	got := describeNode(v)
+	wrongType := func() { w.problem(line, key, "wrong type: want "+kind.String()+", got "+got) }
+	var val any
 	switch kind {
 	case kindTable, kindStringMap:
 		if v.Kind != unstable.InlineTable {
-			w.problem(line, key, "wrong type: want "+kind.String()+", got "+got)
+			wrongType()
+			return
+		}
+		if !w.define(line, path, defInline) {
 			return
 		}
 		it := v.Children()
@@ -201,9 +290,10 @@ func (w *walker) keyValue(table []string, kv *unstable.Node) {
 		return
 	case kindStrings:
 		if v.Kind != unstable.Array {
-			w.problem(line, key, "wrong type: want "+kind.String()+", got "+got)
+			wrongType()
 			return
 		}
+		list := []string{}
 		it := v.Children()
 		for i := 1; it.Next(); {
 			n := it.Node()
@@ -214,28 +304,53 @@ func (w *walker) keyValue(table []string, kv *unstable.Node) {
 				w.problem(line, key, fmt.Sprintf("wrong type: want %s, element %d is %s", kind, i, describeNode(n)))
 				return
 			}
+			list = append(list, string(n.Data))
 			i++
 		}
+		val = list
 	case kindDuration:
 		if v.Kind != unstable.String {
-			w.problem(line, key, "wrong type: want "+kind.String()+", got "+got)
+			wrongType()
 			return
 		}
-		if _, err := parseDuration(string(v.Data)); err != nil {
+		d, err := parseDuration(string(v.Data))
+		if err != nil {
 			w.problem(line, key, err.Error())
 			return
 		}
+		val = Duration(d)
 	default:
 		if kindOfNode(v.Kind) != kind {
 			msg := "wrong type: want " + kind.String() + ", got " + got
 			if kind == kindString && len(path) == 3 && path[1] == "settings" {
-				msg += fmt.Sprintf(" (redis.settings values are strings: write %q)", string(v.Data))
+				// Without the value: redis.settings can hold secrets
+				// (masterauth = 424242).
+				msg += " (redis.settings values are strings: put the value in double quotes)"
 			}
 			w.problem(line, key, msg)
 			return
 		}
+		switch kind {
+		case kindInt:
+			// Base 0 reads TOML's 0x, 0o, 0b and underscores; the parser
+			// has already refused what TOML does not allow.
+			n, err := strconv.ParseInt(string(v.Data), 0, 64)
+			if err != nil {
+				w.problem(line, key, "integer out of range (at most 9223372036854775807)")
+				return
+			}
+			val = int(n)
+		case kindBool:
+			val = string(v.Data) == "true"
+		default:
+			val = string(v.Data)
+		}
+	}
+	if !w.define(line, path, defLeaf) {
+		return
 	}
 	w.seen[key] = origin{File: w.file, Line: line}
+	w.values = append(w.values, assignment{key: key, path: path, val: val})
 }
 
 // kindOf looks a key path up in the schema; entries of a string map are
@@ -268,7 +383,8 @@ func (w *walker) suggest(path []string) string {
 }
 
 func (w *walker) problem(line int, key, msg string) {
-	w.probs = append(w.probs, Problem{File: w.file, Line: line, Key: key, Msg: msg})
+	w.probs = append(w.probs, Problem{File: w.file, Line: line, Key: key, Msg: msg, bad: true})
+	w.bad[key] = true
 }
 
 func (w *walker) syntaxProblem(err error) {
@@ -278,10 +394,18 @@ func (w *walker) syntaxProblem(err error) {
 		data := w.p.Data()
 		// Highlight is a subslice of data; its capacity tells where it starts.
 		if off := cap(data) - cap(pe.Highlight); off >= 0 && off <= len(data) {
-			pr.Line = 1 + bytes.Count(data[:off], []byte("\n"))
-			pr.Col = off - (bytes.LastIndexByte(data[:off], '\n') + 1) + 1
+			pr.Line = w.lineOf(off)
+			w.syntaxAt = bytes.LastIndexByte(data[:off], '\n') + 1
+			pr.Col = off - w.syntaxAt + 1
 		}
 		pr.Key = strings.Join(pe.Key, ".")
+	}
+	if w.syntaxAt < 0 {
+		w.syntaxAt = 0 // nowhere to cut: nothing of the file decodes
+	}
+	pr.bad = true
+	if pr.Key != "" {
+		w.bad[pr.Key] = true
 	}
 	w.probs = append(w.probs, pr)
 }

@@ -70,6 +70,12 @@ type Gate struct {
 	// holds: the agent knows for certain that the master is dead, which
 	// Sentinel would learn only after down_after.
 	FailoverEvery time.Duration
+	// Paused: the group is in maintenance (no replica may be promoted).
+	// Nothing can replace a crashed master then, and holding it down would
+	// leave the group without one until the pause ends: it restarts as
+	// master with what it persisted (with AOF, every write it acknowledged
+	// but the last second's on a power loss), and no failover is asked for.
+	Paused bool
 
 	lastTry time.Time
 }
@@ -87,10 +93,33 @@ func (g *Gate) Step(now time.Time, self wire.Addr, d Decision, crashed, single b
 		return Start{ReplicaOf: &m, Why: why}, false, false
 	case !crashed || single:
 		return Start{Why: d.Why}, false, false
+	case g.Paused:
+		return Start{Why: "after a crash while the group is paused, " + d.Why}, false, false
 	}
 	if now.Sub(g.lastTry) >= g.FailoverEvery {
 		g.lastTry = now
 		failover = true
 	}
 	return Start{}, true, failover
+}
+
+// Priority is the replica-priority this box's redis runs with: 0 (never
+// promoted) while the group is paused, this box is drained, or it is an
+// empty replica that has never synced with its master; else the configured
+// node.priority. Sentinel skips a replica of priority 0 whatever asks it to
+// fail over (its own election, SENTINEL FAILOVER from an agent or a human),
+// so it stops every way of promoting a replica at the server, and it lives
+// in redis: a sentinel restarted meanwhile still sees it.
+//
+// An empty replica that never synced is a new or re-imaged box, or a box of
+// a group whose bootstrap primary has not started yet. Sentinel would
+// promote it (its INFO says master_link_down_since_seconds:-1, which passes
+// every check), and the data of the master it replaced, when that comes
+// back, would be wiped by the sync from it: the dataset adopt-data gave the
+// bootstrap primary, for one.
+func Priority(configured int, paused, drained, unsynced bool) int {
+	if paused || drained || unsynced {
+		return 0
+	}
+	return configured
 }

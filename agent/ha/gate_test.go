@@ -59,6 +59,7 @@ func TestRestartGate(t *testing.T) {
 		d        Decision
 		crashed  bool
 		single   bool
+		paused   bool
 		replica  *wire.Addr // nil: master
 		hold     bool
 		failover bool
@@ -81,12 +82,19 @@ func TestRestartGate(t *testing.T) {
 			{at: 1000, d: namesSelf, crashed: true, hold: true, failover: true},
 			{at: 1200, d: namesB, crashed: true, replica: &b},
 		}, "after a crash, named by 2/3 sentinels"},
+		{"a crashed master of a paused group restarts as master, asking for no failover", []step{
+			{d: namesSelf, crashed: true, paused: true},
+		}, "after a crash while the group is paused, named by 3/3 sentinels"},
+		{"a paused group's crashed replica restarts as a replica", []step{
+			{d: namesB, crashed: true, paused: true, replica: &b},
+		}, "after a crash, named by 2/3 sentinels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := Gate{FailoverEvery: ms(1000)}
 			var last Start
 			for i, s := range tt.steps {
+				g.Paused = s.paused
 				start, hold, failover := g.Step(t0.Add(ms(s.at)), a, s.d, s.crashed, s.single)
 				if hold != s.hold || failover != s.failover {
 					t.Fatalf("step %d: hold %v, failover %v; want %v, %v", i, hold, failover, s.hold, s.failover)
@@ -103,5 +111,27 @@ func TestRestartGate(t *testing.T) {
 				t.Errorf("why %q, want %q", last.Why, tt.why)
 			}
 		})
+	}
+}
+
+func TestPriority(t *testing.T) {
+	tests := []struct {
+		configured                int
+		paused, drained, unsynced bool
+		want                      int
+	}{
+		{100, false, false, false, 100},
+		{100, true, false, false, 0},
+		{100, false, true, false, 0},
+		{100, true, true, false, 0},
+		{100, false, false, true, 0}, // empty, never synced
+		{0, false, false, false, 0},  // configured never to be promoted
+		{25, false, false, false, 25},
+	}
+	for _, tt := range tests {
+		if got := Priority(tt.configured, tt.paused, tt.drained, tt.unsynced); got != tt.want {
+			t.Errorf("Priority(%d, paused %v, drained %v, unsynced %v) = %d, want %d",
+				tt.configured, tt.paused, tt.drained, tt.unsynced, got, tt.want)
+		}
 	}
 }

@@ -32,6 +32,14 @@ type Snapshot struct {
 	// words where it gave some ("Can't handle RDB format version 12"); "" once
 	// it runs again.
 	RedisErr string
+	// Paused: the group is in maintenance; PausedUntil is when that ends
+	// by itself (zero: at resume).
+	Paused      bool
+	PausedUntil time.Time
+	// Pending says why redis should restart ("" when nothing asks): its
+	// binary was replaced on disk, or a restart-only setting changed.
+	Pending string
+	Drained bool // this box is never promoted (drain)
 }
 
 // IsMaster: redis answers, as master.
@@ -118,6 +126,19 @@ func StatusLine(s Snapshot) string {
 		if s.RedisUp && !s.Named.IsZero() && s.Named != want {
 			parts = append(parts, "sentinels name "+s.Named.String())
 		}
+	}
+	if s.Paused {
+		p := "PAUSED: no automatic failover"
+		if !s.PausedUntil.IsZero() {
+			p += " until " + s.PausedUntil.UTC().Format(time.RFC3339)
+		}
+		parts = append(parts, p)
+	}
+	if s.Drained {
+		parts = append(parts, "DRAINED: never promoted until undrained")
+	}
+	if s.Pending != "" {
+		parts = append(parts, "restart pending: "+s.Pending)
 	}
 	if s.ReloadErr != "" {
 		parts = append(parts, "reload refused: "+s.ReloadErr)

@@ -41,6 +41,11 @@ func TestStatusLine(t *testing.T) {
 			"redis down: Can't handle RDB format version 12 · sentinels 3/3"},
 		{"gated, in its own words", Snapshot{Self: a, Gated: true, Usable: 3, Peers: 3, RedisErr: "Bad file format reading the append only file"},
 			"redis down (Bad file format reading the append only file): restart gate holds it until the sentinels name a new master · sentinels 3/3"},
+		{"paused", Snapshot{Self: a, RedisUp: true, Role: replicaOf(b, "connected"), Named: b, Usable: 3, Peers: 3, Paused: true},
+			"replica of 10.0.0.12:6379 · link up · sentinels 3/3 · PAUSED: no automatic failover"},
+		{"paused for a while", Snapshot{Self: a, RedisUp: true, Role: asMaster, Named: a, Usable: 3, Peers: 3, InSync: 2, Paused: true,
+			PausedUntil: time.Date(2026, 12, 1, 12, 30, 0, 0, time.UTC)},
+			"master · 2/2 replicas in sync · sentinels 3/3 · PAUSED: no automatic failover until 2026-12-01T12:30:00Z"},
 		{"reload refused", Snapshot{Single: true, Self: a, RedisUp: true, Role: asMaster, ReloadErr: "/etc/redis-ha/conf.d/50.conf:2: redis.prot: unknown key"},
 			"master · single box · reload refused: /etc/redis-ha/conf.d/50.conf:2: redis.prot: unknown key"},
 	}

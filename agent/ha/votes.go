@@ -80,3 +80,22 @@ func Agreed(answers []wire.Answer, quorum int) (wire.Addr, bool) {
 	}
 	return won, true
 }
+
+// Unanimous reports whether every sentinel that answered names m, and at
+// least quorum of them did. A switchover is published by one sentinel and
+// reaches the others through their hello messages (every two seconds): until
+// then the old master is still the most named, and a box that asked them
+// just then would start as master beside the new one.
+func Unanimous(answers []wire.Answer, m wire.Addr, quorum int) bool {
+	n := 0
+	for _, a := range answers {
+		switch {
+		case !a.Reachable():
+		case a.Err != nil || a.Master != m:
+			return false
+		default:
+			n++
+		}
+	}
+	return n >= max(quorum, 1)
+}

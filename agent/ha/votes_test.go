@@ -80,3 +80,26 @@ func TestReachable(t *testing.T) {
 		t.Errorf("Reachable = %d, want 2: a sentinel without a master answered", n)
 	}
 }
+
+func TestUnanimous(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []wire.Answer
+		quorum  int
+		want    bool
+	}{
+		{"all name it", []wire.Answer{names(b), names(b), names(b)}, 2, true},
+		{"one still names the old master", []wire.Answer{names(b), names(a), names(b)}, 2, false},
+		{"one knows no master", []wire.Answer{names(b), noMaster, names(b)}, 2, false},
+		{"one down, the others name it", []wire.Answer{names(b), failed, names(b)}, 2, true},
+		{"fewer than quorum answer", []wire.Answer{names(b), failed, failed}, 2, false},
+		{"nobody answers", []wire.Answer{failed, failed}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Unanimous(tt.answers, b, tt.quorum); got != tt.want {
+				t.Errorf("Unanimous = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -13,7 +13,13 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Only the daemon turns SIGINT and SIGTERM into a clean shutdown. A CLI
+	// verb keeps the default action, so Ctrl-C or timeout(1) end it wherever
+	// it is, even in a read that would never return.
+	ctx, stop := context.Background(), func() {}
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
 	code := agent.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

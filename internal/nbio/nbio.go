@@ -77,6 +77,28 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// Pending reports whether the socket holds bytes to read (or the peer
+// closed), without reading them: a caller whose reads go through another
+// layer (TLS) asks it before a read that would block.
+func (c *Conn) Pending() (bool, error) {
+	var errno syscall.Errno
+	var one [1]byte
+	err := c.rc.Read(func(fd uintptr) bool {
+		_, _, errno = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		return true
+	})
+	switch {
+	case err != nil:
+		return false, err
+	case errno == syscall.EAGAIN:
+		return false, nil
+	case errno != 0:
+		return false, errno
+	}
+	return true, nil // a byte, or 0 bytes: the peer closed, which a read should see
+}
+
 // rawIO is read(2) or write(2) on a non-blocking socket, which returns at
 // once. It skips the runtime's syscall bookkeeping (syscall.Read and
 // unix.Read do not): that wakes the runtime's monitor thread on every call,

@@ -72,3 +72,50 @@ func TestReadWrite(t *testing.T) {
 		t.Fatalf("read after the peer closed = %d, %v; want EOF", n, err)
 	}
 }
+
+func TestPending(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		peer <- c
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	other := <-peer
+	c, err := New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Pending(); p || err != nil {
+		t.Fatalf("nothing sent: Pending = %v, %v", p, err)
+	}
+	if _, err := other.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for p, _ := c.Pending(); !p; p, _ = c.Pending() {
+		if time.Now().After(deadline) {
+			t.Fatal("a byte sent, never pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	buf := make([]byte, 4)
+	if n, err := c.Read(buf, false); n != 1 || err != nil {
+		t.Fatalf("Pending consumed the byte: read %d, %v", n, err)
+	}
+	other.Close()
+	for p, _ := c.Pending(); !p; p, _ = c.Pending() {
+		if time.Now().After(deadline) {
+			t.Fatal("peer closed, not pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -22,11 +22,12 @@ import (
 // writer is a Sentinel-aware client writing unique keys at a steady rate and
 // remembering which writes were acknowledged.
 type writer struct {
-	mu     sync.Mutex
-	acked  []string
-	errors int
-	stop   chan struct{}
-	done   chan struct{}
+	mu        sync.Mutex
+	acked     []string
+	errors    int
+	firstErrs []string // the first few, for a test's log
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 func startWriter(t *testing.T, g *group) *writer {
@@ -35,7 +36,7 @@ func startWriter(t *testing.T, g *group) *writer {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.port+20000))
 	}
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password,
+		MasterName: "main", SentinelAddrs: addrs, Password: password, SentinelPassword: password, TLSConfig: g.tls,
 		MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
 		WriteTimeout: 500 * time.Millisecond,
 	})
@@ -60,6 +61,9 @@ func startWriter(t *testing.T, g *group) *writer {
 				w.acked = append(w.acked, key)
 			} else {
 				w.errors++
+				if len(w.firstErrs) < 5 {
+					w.firstErrs = append(w.firstErrs, time.Now().Format("15:04:05.000 ")+err.Error())
+				}
 			}
 			w.mu.Unlock()
 		}
@@ -75,6 +79,12 @@ func (w *writer) halt() {
 		close(w.stop)
 	}
 	<-w.done
+}
+
+func (w *writer) errorCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.errors
 }
 
 func (w *writer) ackedCount() int {
@@ -204,9 +214,11 @@ func TestGroup(t *testing.T) {
 	})
 
 	t.Run("restarting an agent keeps its role and sentinel id", func(t *testing.T) {
+		// A replica's agent stopped and started: its redis stops and comes
+		// back as a replica. The master's: it hands the role to a replica
+		// before it stops, and comes back as a replica of the new master.
 		for _, n := range []*agentProc{g.nodes[2], master} {
 			ctx := context.Background()
-			role := g.role(n)
 			cmd := redis.NewStringCmd(ctx, "sentinel", "myid")
 			if err := g.sentinelClient(n).Process(ctx, cmd); err != nil {
 				t.Fatalf("sentinel myid: %v", err)
@@ -219,8 +231,8 @@ func TestGroup(t *testing.T) {
 			defer func() {
 				t.Logf("node %d: agent stopped in %v, back and converged in %v", n.i, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 			}()
-			testutil.WaitUntil(t, 30*time.Second, fmt.Sprintf("node %d back as %s", n.i, role), func() bool {
-				return g.role(n) == role
+			testutil.WaitUntil(t, 30*time.Second, fmt.Sprintf("node %d back as replica", n.i), func() bool {
+				return g.role(n) == "slave"
 			})
 			cmd = redis.NewStringCmd(ctx, "sentinel", "myid")
 			testutil.WaitUntil(t, 30*time.Second, "sentinel back", func() bool {
@@ -229,10 +241,20 @@ func TestGroup(t *testing.T) {
 			if cmd.Val() != before {
 				t.Fatalf("node %d sentinel id changed: %s -> %s", n.i, before, cmd.Val())
 			}
-			if m := g.waitConverged(30 * time.Second); m != master {
-				t.Fatalf("master moved to node %d after restarting node %d's agent", m.i, n.i)
+			m := g.waitConverged(30 * time.Second)
+			switch {
+			case n != master && m != master:
+				t.Fatalf("master moved to node %d after restarting replica node %d's agent", m.i, n.i)
+			case n == master && m == master:
+				t.Fatalf("the stopped master's agent did not hand over its role")
+			case n == master:
+				if !strings.Contains(n.log(), "master role handed over before stopping") {
+					t.Errorf("node %d: no switchover logged before the stop", n.i)
+				}
+				t.Logf("node %d's agent handed the master role to node %d before stopping", n.i, m.i)
 			}
 		}
+		master = g.waitConverged(30 * time.Second)
 	})
 
 	t.Run("an invalid drop-in is refused and the group keeps running", func(t *testing.T) {
@@ -275,9 +297,33 @@ func TestGroup(t *testing.T) {
 		}
 	})
 
-	t.Run("kill -9 of the master's agent: redis lives on, no failover, nothing lost", func(t *testing.T) {
+	t.Run("generated files stay private after CONFIG REWRITE and a sentinel flush", func(t *testing.T) {
+		// Both hold the password; redis and sentinel rewrite them with
+		// 0644 less the umask they inherit from the agent (review L5).
+		ctx := context.Background()
+		for _, n := range g.nodes {
+			if err := g.client(n).ConfigRewrite(ctx).Err(); err != nil {
+				t.Fatalf("node %d: config rewrite: %v", n.i, err)
+			}
+			if err := g.sentinelClient(n).FlushConfig(ctx).Err(); err != nil {
+				t.Fatalf("node %d: sentinel flushconfig: %v", n.i, err)
+			}
+			for _, f := range []string{"redis.conf", "sentinel.conf"} {
+				fi, err := os.Stat(filepath.Join(n.dir, "data", f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("node %d: %s is mode %04o after a rewrite", n.i, f, fi.Mode().Perm())
+				}
+			}
+		}
+	})
+
+	t.Run("kill -9 of the master's agent: redis lives on, adopted by the next agent, nothing lost", func(t *testing.T) {
 		w := startWriter(t, g)
 		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
+		redisPid, sentPid := master.pid(t, "redis"), master.pid(t, "sentinel")
 		master.kill(t)
 		// As if systemd had removed the runtime directory: the restarted
 		// agent must find its redis by asking the port, not the pid file.
@@ -289,11 +335,18 @@ func TestGroup(t *testing.T) {
 		if g.role(master) != "master" {
 			t.Fatal("the master's redis should outlive its agent")
 		}
+		errsBefore := w.errorCount()
 		master.start(t)
-		testutil.WaitUntil(t, 30*time.Second, "the restarted agent's redis back as master", func() bool {
-			return strings.Contains(master.log(), "without a pid file") && strings.Contains(master.log(), "keeps its role") &&
-				g.role(master) == "master"
+		testutil.WaitUntil(t, 30*time.Second, "the restarted agent adopting redis and sentinel", func() bool {
+			l := master.log()
+			return strings.Count(l, "adopting it") >= 2 && strings.Contains(l, "ready")
 		})
+		if got := master.pid(t, "redis"); got != redisPid {
+			t.Errorf("redis pid %d -> %d: restarted, not adopted", redisPid, got)
+		}
+		if got := master.pid(t, "sentinel"); got != sentPid {
+			t.Errorf("sentinel pid %d -> %d: restarted, not adopted", sentPid, got)
+		}
 		if m := g.waitConverged(30 * time.Second); m != master {
 			t.Fatalf("master moved to node %d after the agent crash", m.i)
 		}
@@ -301,10 +354,22 @@ func TestGroup(t *testing.T) {
 		testutil.WaitUntil(t, 10*time.Second, "writes after the agent restart", func() bool { return w.ackedCount() > before+100 })
 		w.halt()
 		lost := w.lost(t, g.client(master))
-		t.Logf("acknowledged writes: %d, lost: %d, errors: %d", w.ackedCount(), len(lost), w.errors)
+		t.Logf("acknowledged writes: %d, lost: %d, errors: %d (%d while the agent came back)", w.ackedCount(), len(lost), w.errors, w.errorCount()-errsBefore)
 		if len(lost) > 0 {
 			t.Fatalf("%d acknowledged writes lost: %v", len(lost), lost[:min(len(lost), 20)])
 		}
+		if n := w.errorCount() - errsBefore; n > 0 {
+			t.Errorf("%d writes failed while the agent came back: adopting must not touch redis", n)
+		}
+		// A line redis writes after the adoption reaches the new agent's log.
+		const saved = "Background saving started"
+		seen := strings.Count(master.log(), saved)
+		if err := g.client(master).BgSave(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitUntil(t, 5*time.Second, "the adopted redis's output in the agent's log", func() bool {
+			return strings.Count(master.log(), saved) > seen
+		})
 	})
 
 	t.Run("planned switchover: zero acknowledged writes lost", func(t *testing.T) {

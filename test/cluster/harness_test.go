@@ -5,6 +5,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,9 +69,11 @@ type group struct {
 	root  string
 	base  int
 	nodes []*agentProc
+	tls   *tls.Config // the clients' side when the group has tls.enabled
 }
 
 type agentProc struct {
+	scheme  string // of the HTTP API: https with tls.enabled
 	i       int
 	dir     string
 	port    int
@@ -80,6 +84,18 @@ type agentProc struct {
 }
 
 func newGroup(t *testing.T, base int, downAfter string) *group {
+	t.Helper()
+	return newGroupWith(t, base, downAfter, nil)
+}
+
+// newGroupTLS is newGroup with tls.enabled: every box has a certificate of
+// ca for 127.0.0.1, and the test's clients trust ca.
+func newGroupTLS(t *testing.T, base int, downAfter string, ca *testutil.CA) *group {
+	t.Helper()
+	return newGroupWith(t, base, downAfter, ca)
+}
+
+func newGroupWith(t *testing.T, base int, downAfter string, ca *testutil.CA) *group {
 	t.Helper()
 	testutil.RequireRedis(t)
 	testutil.RequireRoot(t, "the agent drops its children to the redis user")
@@ -136,6 +152,10 @@ listen = "127.0.0.1:%d"
 [hooks]
 on_role_change = "%s/hook.sh"
 `, strings.Join(peers, ", "), base+1, port, dir, dir, port, downAfter, pw, port+12000, dir)
+		if ca != nil {
+			tlsDir := ca.WriteTLS(t, filepath.Join(dir, "tls"), "127.0.0.1")
+			conf += fmt.Sprintf("\n[tls]\nenabled = true\ncert_file = \"%[1]s/redis.crt\"\nkey_file = \"%[1]s/redis.key\"\nca_file = \"%[1]s/ca.crt\"\n", tlsDir)
+		}
 		hook := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> %s/hook.log\n", dir)
 		if err := os.WriteFile(filepath.Join(dir, "hook.sh"), []byte(hook), 0o755); err != nil {
 			t.Fatal(err)
@@ -143,7 +163,11 @@ on_role_change = "%s/hook.sh"
 		if err := os.WriteFile(filepath.Join(dir, "redis-ha.conf"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		g.nodes = append(g.nodes, &agentProc{i: i, dir: dir, port: port, logPath: filepath.Join(dir, "agent.log")})
+		scheme := "http"
+		if ca != nil {
+			scheme = "https"
+		}
+		g.nodes = append(g.nodes, &agentProc{scheme: scheme, i: i, dir: dir, port: port, logPath: filepath.Join(dir, "agent.log")})
 	}
 	t.Cleanup(func() {
 		for _, n := range g.nodes {
@@ -152,16 +176,33 @@ on_role_change = "%s/hook.sh"
 		if t.Failed() {
 			for _, n := range g.nodes {
 				b, _ := os.ReadFile(n.logPath)
-				t.Logf("---- agent %d log ----\n%s", n.i, testutil.Tail(string(b), 80))
+				// The agent's own lines tell the story; redis' and
+				// sentinel's would push them out of a CI log's tail
+				// (RHA_KEEP_LOGS keeps everything).
+				var own strings.Builder
+				for l := range strings.Lines(string(b)) {
+					if !strings.Contains(l, "component=redis") && !strings.Contains(l, "component=sentinel") {
+						own.WriteString(l)
+					}
+				}
+				t.Logf("---- agent %d log, without redis' and sentinel's lines ----\n%s", n.i, testutil.Tail(own.String(), 60))
+				if d := os.Getenv("RHA_KEEP_LOGS"); d != "" {
+					_ = os.WriteFile(filepath.Join(d, fmt.Sprintf("agent%d.log", n.i)), b, 0o644)
+				}
 			}
 		}
 		os.RemoveAll(root)
 	})
+	if ca != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca.PEM)
+		g.tls = &tls.Config{RootCAs: pool}
+	}
 	return g
 }
 
 func (n *agentProc) confPath() string { return filepath.Join(n.dir, "redis-ha.conf") }
-func (n *agentProc) httpURL() string  { return fmt.Sprintf("http://127.0.0.1:%d", n.port+12000) }
+func (n *agentProc) httpURL() string  { return fmt.Sprintf("%s://127.0.0.1:%d", n.scheme, n.port+12000) }
 func (n *agentProc) addr() string     { return fmt.Sprintf("127.0.0.1:%d", n.port) }
 
 func (n *agentProc) start(t *testing.T) {
@@ -240,7 +281,7 @@ func (g *group) startAll() {
 
 func (g *group) client(n *agentProc) *redis.Client {
 	c := redis.NewClient(&redis.Options{
-		Addr: n.addr(), Password: password, MaxRetries: -1,
+		Addr: n.addr(), Password: password, MaxRetries: -1, TLSConfig: g.tls,
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second,
 	})
 	g.t.Cleanup(func() { c.Close() })
@@ -249,7 +290,7 @@ func (g *group) client(n *agentProc) *redis.Client {
 
 func (g *group) sentinelClient(n *agentProc) *redis.SentinelClient {
 	c := redis.NewSentinelClient(&redis.Options{
-		Addr: fmt.Sprintf("127.0.0.1:%d", n.port+20000), Password: password, MaxRetries: -1,
+		Addr: fmt.Sprintf("127.0.0.1:%d", n.port+20000), Password: password, MaxRetries: -1, TLSConfig: g.tls,
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second,
 	})
 	g.t.Cleanup(func() { c.Close() })
@@ -360,7 +401,7 @@ type primaries struct {
 
 func samplePrimaries(g *group) *primaries {
 	p := &primaries{stop: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: 200 * time.Millisecond}
+	client := g.httpClient(200 * time.Millisecond)
 	go func() {
 		defer close(p.done)
 		for {
@@ -387,6 +428,11 @@ func samplePrimaries(g *group) *primaries {
 		}
 	}()
 	return p
+}
+
+// httpClient asks the agents' HTTP APIs, over TLS when the group has it.
+func (g *group) httpClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: g.tls}}
 }
 
 func (p *primaries) end() {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,17 +54,57 @@ func newFaultGroup(t *testing.T, ctx context.Context) *faultGroup {
 // just before the agent starts (a drop-in of the user's, say).
 func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGroup {
 	t.Helper()
-	return newFaultGroupOn(t, ctx, newBench(t), debianUnits, extra)
+	return newFaultGroupOpts(t, ctx, groupOpts{extra: extra})
 }
 
 // newFaultGroupOn is newFaultGroupWith on bench b, whose boxes run the
 // distribution's units before the story (Debian's redis or valkey units).
 func newFaultGroupOn(t *testing.T, ctx context.Context, b *box.Bench, units []string, extra string) *faultGroup {
 	t.Helper()
-	script := strings.Replace(story, "systemctl enable --now", extra+"systemctl enable --now", 1)
+	return newFaultGroupOpts(t, ctx, groupOpts{bench: b, units: units, extra: extra})
+}
+
+// newFaultGroupScript is newFaultGroup with the story replaced by script.
+func newFaultGroupScript(t *testing.T, ctx context.Context, script string) *faultGroup {
+	t.Helper()
+	return newFaultGroupOpts(t, ctx, groupOpts{script: script})
+}
+
+// groupOpts are what a test adds to the user's story.
+type groupOpts struct {
+	extra  string         // shell lines run just before the agent starts
+	script string         // replaces the story entirely (extra is then ignored)
+	setup  func(*box.Box) // run on each box before the story
+	// bench is the bench to boot the boxes on (nil: newBench), units the
+	// distribution's units they run before the story (nil: Debian's redis).
+	bench *box.Bench
+	units []string
+	// tls is the clients' side when the story's drop-ins turn tls.enabled
+	// on; caFile is the CA on the host, for redis-cli in the client
+	// namespace.
+	tls    *tls.Config
+	caFile string
+}
+
+func newFaultGroupOpts(t *testing.T, ctx context.Context, o groupOpts) *faultGroup {
+	t.Helper()
+	script := o.script
+	if script == "" {
+		script = strings.Replace(story, "systemctl enable --now", o.extra+"systemctl enable --now", 1)
+	}
+	b, units := o.bench, o.units
+	if b == nil {
+		b = newBench(t)
+	}
+	if units == nil {
+		units = debianUnits
+	}
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {
 		unitsRunning(t, ctx, bx, units)
+		if o.setup != nil {
+			o.setup(bx)
+		}
 	}
 	for _, bx := range boxes {
 		if out, errOut, err := bx.ExecInput(ctx, []byte(script), nil, "sh", "-ex"); err != nil {
@@ -72,14 +113,19 @@ func newFaultGroupOn(t *testing.T, ctx context.Context, b *box.Bench, units []st
 	}
 	fg := &faultGroup{
 		group:     &group{b: b, boxes: boxes},
-		target:    faultcheck.Target{MasterName: "main", Password: password, Dialer: b.ClientDial},
+		target:    faultcheck.Target{MasterName: "main", Password: password, Dialer: b.ClientDial, TLS: o.tls},
 		sentinels: map[string]*redis.SentinelClient{},
+	}
+	dial := b.ClientDial
+	if o.tls != nil {
+		fg.group.cliTLS = []string{"--tls", "--cacert", o.caFile}
+		dial = faultcheck.TLSDial(b.ClientDial, o.tls)
 	}
 	for _, bx := range boxes {
 		fg.target.Sentinels = append(fg.target.Sentinels, bx.Addr+":26379")
 		fg.target.Redis = append(fg.target.Redis, bx.Addr+":6379")
 		sc := redis.NewSentinelClient(&redis.Options{
-			Addr: bx.Addr + ":26379", Password: password, Dialer: b.ClientDial,
+			Addr: bx.Addr + ":26379", Password: password, Dialer: dial,
 			MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second,
 		})
 		t.Cleanup(func() { sc.Close() })

@@ -165,8 +165,9 @@ func TestThreeBoxStory(t *testing.T) {
 
 // group is the three boxes as the client namespace sees them.
 type group struct {
-	b     *box.Bench
-	boxes []*box.Box
+	b      *box.Bench
+	boxes  []*box.Box
+	cliTLS []string // redis-cli's TLS flags when the group has tls.enabled
 }
 
 // client runs redis-cli against addr ("host:port") from the client
@@ -176,7 +177,7 @@ func (g *group) client(ctx context.Context, addr string, args ...string) (string
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	out, _, err := g.b.Client(ctx, []string{"REDISCLI_AUTH=" + password},
-		append([]string{"redis-cli", "-h", host, "-p", port}, args...)...)
+		append(append([]string{"redis-cli", "-h", host, "-p", port}, g.cliTLS...), args...)...)
 	out = strings.TrimSpace(out)
 	// redis-cli prints an error reply on stdout; not every version exits 1.
 	for _, e := range []string{"ERR", "READONLY", "NOAUTH", "WRONGPASS", "LOADING", "MASTERDOWN", "NOREPLICAS"} {

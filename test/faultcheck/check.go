@@ -73,7 +73,7 @@ func (p *probe) client(addr string) *redis.Client {
 		c = redis.NewClient(&redis.Options{
 			Addr:          addr,
 			Password:      p.t.Password,
-			Dialer:        p.t.Dialer,
+			Dialer:        p.t.checkDialer(),
 			MaxRetries:    -1,
 			DialTimeout:   dialTimeout,
 			DialerRetries: 1,
@@ -237,4 +237,13 @@ func (p *probe) missing(ctx context.Context, addr string, keys []string) ([]stri
 		}
 	}
 	return lost, nil
+}
+
+// checkDialer is the target's dialer as Check has always used it (nil:
+// go-redis's own), over TLS when the target says so.
+func (t Target) checkDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if t.TLS == nil {
+		return t.Dialer
+	}
+	return t.dialerOr(&net.Dialer{})
 }

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"net"
 	"strconv"
@@ -57,6 +58,10 @@ type Target struct {
 	// Dialer reaches the group (the box bench dials through a network
 	// namespace); nil is a plain net.Dialer.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, when set, is spoken on every connection to the group, its
+	// server name set per address. go-redis leaves TLSConfig alone once a
+	// Dialer is given, so the dialer makes the handshake.
+	TLS *tls.Config
 	// Via, when set, is where the Writer sends its writes instead of asking
 	// the sentinels: a proxy (HAProxy checking /primary) or a virtual IP.
 	// Check still asks the sentinels where to read back.
@@ -83,12 +88,35 @@ func (t Target) WithoutSentinelOn(host string) Target {
 	return out
 }
 
-// dialerOr is the target's dialer, or d's.
+// dialerOr is the target's dialer, or d's, over TLS when the target says so.
 func (t Target) dialerOr(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := d.DialContext
 	if t.Dialer != nil {
-		return t.Dialer
+		dial = t.Dialer
 	}
-	return d.DialContext
+	if t.TLS == nil {
+		return dial
+	}
+	return TLSDial(dial, t.TLS)
+}
+
+// TLSDial is dial with a TLS handshake on top, the server name set to the
+// host dialled.
+func TLSDial(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := cfg.Clone()
+		tc.ServerName, _, _ = net.SplitHostPort(addr)
+		conn := tls.Client(c, tc)
+		if err := conn.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
 }
 
 // Record is one write attempt.
