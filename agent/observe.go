@@ -59,6 +59,7 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 	if !s.Named.IsZero() && s.Named != st.named {
 		if !st.named.IsZero() {
 			n.log.Info("sentinels name a new master", "master", s.Named.String(), "was", st.named.String())
+			n.switches.Add(1)
 		}
 		st.named = s.Named
 	}

@@ -60,6 +60,8 @@ type node struct {
 	started  atomic.Pointer[[]string]              // what only a restart changes of the running redis (sentinel.RestartOnly)
 	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
+	server   atomic.Pointer[sentinel.Server] // what redis.binary says it is (build_info)
+	switches atomic.Int64                    // masters the sentinels named after another, since start
 
 	hooks       chan Change   // role changes for hooks.on_role_change
 	sentStarted chan struct{} // the local sentinel (re)started: tune it
@@ -293,6 +295,7 @@ func (n *node) prepare(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	n.log.Info("redis.binary", "path", cfg.Redis.Binary, "server", srv.String(), "user", user)
+	n.server.Store(&srv)
 	// Redis writes its data and sentinel rewrites its config in the state
 	// directory, so it belongs to their user; the agent (root) still reads it.
 	if uid >= 0 {
