@@ -67,6 +67,7 @@ package: build ## .deb and .rpm in dist/ (version from git: packaging/version.sh
 	@test -n "$(PKG_VERSION)" || { echo "package: no version from git: set PKG_VERSION" >&2; exit 1; }
 	@mkdir -p $(DIST)
 	@packaging/changelog.sh '$(PKG_VERSION)-$(PKG_RELEASE)' '$(MAINTAINER)' >bin/changelog.yml
+	@go run ./cmd/redis-ha-docs bin/docs rootfs/etc/redis-ha/redis-ha.conf "$$(date -u -d @$$(git log -1 --format=%ct) +%Y-%m-%d)"
 	@for p in deb rpm; do \
 		PKG_VERSION='$(PKG_VERSION)' PKG_ARCH=$$(go env GOARCH) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
 			go tool nfpm pkg -f packaging/nfpm.yaml -p $$p -t $(DIST)/ || exit 1; \
