@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -18,24 +19,38 @@ import (
 
 // check is the preflight an operator runs before (or after) enabling the
 // unit: every finding is printed, and any failure makes the exit code 1.
-func check(ctx context.Context, path string, out io.Writer) error {
+func check(ctx context.Context, path string, asJSON bool, out io.Writer) error {
 	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
-	failed := false
+	var findings []checkFinding
 	report := func(ok bool, warnOnly bool, format string, args ...any) {
-		mark := "ok  "
+		f := checkFinding{Status: "ok", Text: fmt.Sprintf(format, args...)}
 		if !ok {
-			mark = "FAIL"
+			f.Status = "fail"
 			if warnOnly {
-				mark = "warn"
-			} else {
-				failed = true
+				f.Status = "warn"
 			}
 		}
-		fmt.Fprintf(out, "%s  %s\n", mark, fmt.Sprintf(format, args...))
+		findings = append(findings, f)
+		if !asJSON {
+			fmt.Fprintf(out, "%-4s  %s\n", map[string]string{"ok": "ok", "warn": "warn", "fail": "FAIL"}[f.Status], f.Text)
+		}
 	}
+	failed := func() bool {
+		return slices.ContainsFunc(findings, func(f checkFinding) bool { return f.Status == "fail" })
+	}
+	defer func() {
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(struct {
+				OK       bool           `json:"ok"`
+				Findings []checkFinding `json:"findings"`
+			}{!failed(), findings})
+		}
+	}()
 	report(true, false, "configuration: %s", cfg.Describe())
 
 	// Which server, and whether it loads the data this box holds.
@@ -135,10 +150,16 @@ func check(ctx context.Context, path string, out io.Writer) error {
 			report(line.ok, line.warn, "%s", line.text)
 		}
 	}
-	if failed {
+	if failed() {
 		return errUnhealthy
 	}
 	return nil
+}
+
+// checkFinding is one line of check's report; check --json prints them.
+type checkFinding struct {
+	Status string `json:"status"` // ok, warn (does not fail the check), fail
+	Text   string `json:"text"`
 }
 
 // peerServer asks a peer's redis which server it is (INFO server).

@@ -35,7 +35,9 @@ var verbs = []verb{
 		flags: jsonFlag("the report"),
 		run:   func(ctx context.Context, o *opts, out io.Writer) error { return status(ctx, o.config, o.json, out) }},
 	{name: "check", summary: "preflight: config, binaries, ports, peers, kernel settings, quorum",
-		run: func(ctx context.Context, o *opts, out io.Writer) error { return check(ctx, o.config, out) }},
+		help:  "Exit status 1 when a finding fails (warnings do not).",
+		flags: jsonFlag("the findings"),
+		run:   func(ctx context.Context, o *opts, out io.Writer) error { return check(ctx, o.config, o.json, out) }},
 	{name: "check-config", summary: "parse and validate the configuration only",
 		help: "Every problem is reported with file, line and key; exit status 78 when the configuration is invalid.",
 		run:  func(_ context.Context, o *opts, out io.Writer) error { return checkConfig(o.config, out) }},
@@ -43,9 +45,10 @@ var verbs = []verb{
 		help: "Writes pause on the master (CLIENT PAUSE WRITE) until the target holds its offset, then Sentinel promotes it.",
 		flags: func(fs *flag.FlagSet, o *opts) {
 			fs.StringVar(&o.to, "to", "", "the replica to promote, `HOST[:PORT]` (default: the most up-to-date)")
+			jsonFlag("the result (from, to, writes paused, took) or the error")(fs, o)
 		},
 		run: func(ctx context.Context, o *opts, out io.Writer) error {
-			return switchoverCmd(ctx, o.config, o.to, out)
+			return switchoverCmd(ctx, o.config, o.to, o.json, out)
 		}},
 	{name: "history", summary: "this box's role changes with time, cause and replication offsets",
 		flags: jsonFlag("the changes"),

@@ -381,6 +381,14 @@ func TestGroup(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "refused") {
 			t.Fatalf("switchover to a non-replica: exit %d, want 1 and a refusal:\n%s", code, out)
 		}
+		out, code = cli(t, "switchover", "--json", "--to", "127.0.0.1:1", "--config", g.nodes[2].confPath())
+		var reply struct {
+			Refused bool   `json:"refused"`
+			Error   string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(out), &reply); code != 1 || err != nil || !reply.Refused || reply.Error == "" {
+			t.Fatalf("switchover --json to a non-replica: exit %d, %v, want 1 and {refused: true, error}:\n%s", code, err, out)
+		}
 		w := startWriter(t, g)
 		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
 		prim := samplePrimaries(g)
