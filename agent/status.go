@@ -66,17 +66,33 @@ type GroupStatus struct {
 	VIPHolders     []string `json:"vip_holders,omitempty"` // the boxes known to hold it
 	// Paused: the group is in maintenance (pause); PausedUntil, when set,
 	// is when that ends by itself.
-	Paused      bool         `json:"paused"`
-	PausedUntil string       `json:"paused_until,omitempty"`
-	Peers       []PeerStatus `json:"peers"`
+	Paused      bool   `json:"paused"`
+	PausedUntil string `json:"paused_until,omitempty"`
+	// Via says where the report comes from when not from redis and the
+	// sentinels themselves.
+	Via   string       `json:"via,omitempty"`
+	Peers []PeerStatus `json:"peers"`
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
+	var gs GroupStatus
 	cfg, err := config.Load(path, config.DefaultEnv())
-	if err != nil {
+	var cerr *config.Error
+	switch {
+	case errors.As(err, &cerr) && cerr.AccessOnly():
+		// A user who may not read the password (the monitoring user, an
+		// operator without sudo) still gets the group's state: from each
+		// agent's read-only /status instead of redis and the sentinels.
+		cfg, err = config.LoadPublic(path, config.DefaultEnv())
+		if err != nil {
+			return err
+		}
+		gs = agentsView(ctx, cfg)
+	case err != nil:
 		return err
+	default:
+		gs = probeGroup(ctx, cfg)
 	}
-	gs := probeGroup(ctx, cfg)
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -90,6 +106,33 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 		return errUnhealthy
 	}
 	return nil
+}
+
+// agentsView is the group as its agents report it in /status, for a user
+// who cannot read the password; a box whose agent does not answer is down,
+// with why. Each box vouches for itself only, so this is the agents' view,
+// not a probe of redis: the report says so.
+func agentsView(ctx context.Context, cfg *config.Config) GroupStatus {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs := cfg.Members()
+	peers := make([]PeerStatus, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() {
+			st, err := peerBoxStatus(ctx, cfg, a)
+			if err != nil {
+				peers[i] = PeerStatus{Member: a.String(), Role: "down", Error: "its agent's /status: " + err.Error()}
+				return
+			}
+			peers[i] = st.PeerStatus
+			peers[i].Member = a.String()
+		})
+	}
+	wg.Wait()
+	gs := summarize(cfg, peers)
+	gs.Via = "each agent's /status: this user cannot read " + cfg.Auth.PasswordFile + " (as root, status asks redis and the sentinels themselves)"
+	return gs
 }
 
 // probeGroup asks every peer's redis and sentinel in parallel, each bounded.
@@ -273,6 +316,9 @@ func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
 }
 
 func printStatus(out io.Writer, gs GroupStatus) {
+	if gs.Via != "" {
+		fmt.Fprintf(out, "(from %s)\n", gs.Via)
+	}
 	fmt.Fprintf(out, "Group %q · master %s · sentinels %d/%d agree (quorum %d)",
 		gs.Name, orDash(gs.Master), gs.SentinelsAgree, gs.Sentinels, gs.Quorum)
 	if gs.VIP != "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,6 +156,38 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("status table exit %d:\n%s", code, table)
 		}
 		t.Logf("status:\n%s", table)
+
+		// A user who may not read the password gets the same group
+		// from the agents' /status, and is told so.
+		binDir, err := os.MkdirTemp("", "rha-nobody-") // t.TempDir's parent is private
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(binDir) })
+		bin := filepath.Join(binDir, "redis-ha-agent")
+		b, err := os.ReadFile(agentBin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, b, 0o755); err != nil || os.Chmod(binDir, 0o755) != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "status", "--json", "--config", g.nodes[2].confPath())
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		nobody, err := cmd.Output()
+		var ngs struct {
+			Master  string `json:"master"`
+			Healthy bool   `json:"healthy"`
+			Via     string `json:"via"`
+			Peers   []struct {
+				Role string `json:"role"`
+			} `json:"peers"`
+		}
+		if jerr := json.Unmarshal(nobody, &ngs); err != nil || jerr != nil || ngs.Master != master.addr() || !ngs.Healthy ||
+			len(ngs.Peers) != 3 || !strings.Contains(ngs.Via, "cannot read") {
+			t.Fatalf("status --json as nobody: %v, %v:\n%s", err, jerr, nobody)
+		}
+		t.Logf("status as nobody: master %s, healthy, via %s", ngs.Master, ngs.Via)
 	})
 
 	t.Run("HTTP API: /primary on the master only, /replica on the replicas", func(t *testing.T) {
