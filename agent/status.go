@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -113,46 +114,47 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 // with why. Each box vouches for itself only, so this is the agents' view,
 // not a probe of redis: the report says so.
 func agentsView(ctx context.Context, cfg *config.Config) GroupStatus {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	addrs := cfg.Members()
-	peers := make([]PeerStatus, len(addrs))
-	var wg sync.WaitGroup
-	for i, a := range addrs {
-		wg.Go(func() {
-			st, err := peerBoxStatus(ctx, cfg, a)
-			if err != nil {
-				peers[i] = PeerStatus{Member: a.String(), Role: "down", Error: "its agent's /status: " + err.Error()}
-				return
-			}
-			peers[i] = st.PeerStatus
-			peers[i].Member = a.String()
-		})
-	}
-	wg.Wait()
-	gs := summarize(cfg, peers)
+	var paused atomic.Bool
+	gs := summarize(cfg, askMembers(ctx, cfg, func(ctx context.Context, a wire.Addr) PeerStatus {
+		st, err := peerBoxStatus(ctx, cfg, a)
+		if err != nil {
+			return PeerStatus{Member: a.String(), Role: "down", Error: "its agent's /status: " + err.Error()}
+		}
+		if st.Paused {
+			paused.Store(true)
+		}
+		ps := st.PeerStatus
+		ps.Member = a.String()
+		return ps
+	}))
+	gs.Paused = paused.Load()
 	gs.Via = "each agent's /status: this user cannot read " + cfg.Auth.PasswordFile + " (as root, status asks redis and the sentinels themselves)"
 	return gs
 }
 
 // probeGroup asks every peer's redis and sentinel in parallel, each bounded.
 func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
+	gs := summarize(cfg, askMembers(ctx, cfg, func(ctx context.Context, a wire.Addr) PeerStatus {
+		return probePeer(ctx, cfg, a)
+	}))
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	gs.Paused, gs.PausedUntil = readGroupPause(pctx, cfg, gs)
+	return gs
+}
+
+// askMembers asks every member of the group in parallel, within 2 s in all.
+func askMembers(ctx context.Context, cfg *config.Config, ask func(context.Context, wire.Addr) PeerStatus) []PeerStatus {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	addrs := cfg.Members()
 	peers := make([]PeerStatus, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			peers[i] = probePeer(ctx, cfg, a)
-		}()
+		wg.Go(func() { peers[i] = ask(ctx, a) })
 	}
 	wg.Wait()
-	gs := summarize(cfg, peers)
-	gs.Paused, gs.PausedUntil = readGroupPause(ctx, cfg, gs)
-	return gs
+	return peers
 }
 
 // readGroupPause reads the pause from the master, else from the first box
