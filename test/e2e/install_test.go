@@ -85,6 +85,21 @@ func TestFreshInstall(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("man pages and completion", func(t *testing.T) {
+		// The box has no man-db (debootstrap minbase): the pages are read
+		// as man would, and the completion is the one the binary writes.
+		out := must(t, ctx, bx, `zcat /usr/share/man/man8/redis-ha-agent.8.gz | grep -c '^\.B redis\\-ha\\-agent '
+zcat /usr/share/man/man5/redis-ha.conf.5.gz | grep -c '^\.SS \['
+redis-ha-agent completion bash | cmp - /usr/share/bash-completion/completions/redis-ha-agent && echo same
+redis-ha-agent completion zsh | cmp - /usr/share/zsh/vendor-completions/_redis-ha-agent && echo same
+systemctl show -P Documentation redis-ha-agent.service`)
+		t.Logf("box %s: verbs in redis-ha-agent(8), tables in redis-ha.conf(5), completions, Documentation=:\n%s", bx.Name, out)
+		f := strings.Split(strings.TrimSpace(out), "\n")
+		if len(f) != 5 || f[0] == "0" || f[1] == "0" || f[2] != "same" || f[3] != "same" || !strings.Contains(f[4], "man:redis-ha-agent(8)") {
+			t.Errorf("man pages, completions or Documentation= not as installed:\n%s", out)
+		}
+	})
 }
 
 // TestReadyAfterLoad: READY=1 is not sent before redis has loaded its data.
