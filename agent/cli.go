@@ -79,7 +79,7 @@ var verbs = []verb{
 	{name: "adopt-data", args: []string{"DIR"}, summary: "make an existing redis data directory this box's dataset",
 		help: "Before the group's first start, on the bootstrap primary or a single box (e.g. DIR = /var/lib/redis).\nDIR is copied, never changed; refused whenever the state directory already holds keys.",
 		run: func(ctx context.Context, o *opts, out io.Writer) error {
-			return adoptDataCmd(ctx, o.config, o.dir, out)
+			return adoptDataCmd(ctx, o.config, o.arg, out)
 		}},
 	{name: "completion", args: []string{"SHELL"}, summary: "print the bash or zsh completion script"}, // run: init
 	{name: "version", summary: "print the version",
@@ -91,7 +91,7 @@ var verbs = []verb{
 
 // completion lists the verbs, so it joins them once they exist.
 func init() {
-	lookupVerb("completion").run = func(_ context.Context, o *opts, out io.Writer) error { return writeCompletion(o.dir, out) }
+	lookupVerb("completion").run = func(_ context.Context, o *opts, out io.Writer) error { return writeCompletion(o.arg, out) }
 }
 
 func lookupVerb(name string) *verb {

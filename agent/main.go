@@ -39,7 +39,7 @@ type opts struct {
 	pauseFor    time.Duration
 	rolling     bool
 	pendingOnly bool
-	dir         string // adopt-data's DIR
+	arg         string // the positional argument: adopt-data's DIR, completion's SHELL
 }
 
 // Main runs one command line and returns the process exit code.
@@ -93,9 +93,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	if len(pos) == 1 {
-		o.dir = pos[0]
+		o.arg = pos[0]
 	}
-	if name != "version" && name != "completion" {
+	if v.takesConfig() { // a command that talks to redis: no go-redis chatter on stderr
 		sentinel.QuietClientLogs()
 	}
 	if name == "run" {
