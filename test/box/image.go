@@ -26,11 +26,12 @@ type ImageSpec struct {
 // DefaultImage is a Debian 12 box with Debian's redis preinstalled, so a box
 // can `apt install` the agent's package without any network. redis-sentinel
 // is there because the operators the product is for have it: the package must
-// keep its unit out of the way too.
+// keep its unit out of the way too. man-db reads the package's man pages
+// (and lets systemd-analyze verify check the unit's Documentation=).
 var DefaultImage = ImageSpec{
 	Suite: "bookworm",
 	Packages: []string{
-		"systemd", "systemd-sysv", "dbus", "iproute2", "procps",
+		"systemd", "systemd-sysv", "dbus", "iproute2", "procps", "man-db",
 		"redis-server", "redis-tools", "redis-sentinel",
 	},
 }
@@ -64,7 +65,7 @@ func ValkeyImage(suite string) (ImageSpec, bool) {
 		return ImageSpec{}, false
 	}
 	return ImageSpec{Suite: suite, Packages: []string{
-		"systemd", "systemd-sysv", "dbus", "iproute2", "procps",
+		"systemd", "systemd-sysv", "dbus", "iproute2", "procps", "man-db",
 		"valkey-server", "valkey-tools", "valkey-sentinel",
 	}}, true
 }
