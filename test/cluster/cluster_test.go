@@ -538,16 +538,7 @@ func TestGroup(t *testing.T) {
 		if err := syscall.Kill(master.pid(t, "redis"), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		var newMaster *agentProc
-		testutil.WaitUntil(t, 60*time.Second, "a new master named by the sentinels", func() bool {
-			for _, n := range g.nodes {
-				if n != master && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
-					newMaster = n
-					return true
-				}
-			}
-			return false
-		})
+		newMaster := g.waitNewMaster(t, master, 60*time.Second, "a new master named by the sentinels")
 		t.Logf("new master node %d, %.1fs after the kill", newMaster.i, time.Since(killedAt).Seconds())
 		if m := g.waitConverged(60 * time.Second); m != newMaster {
 			t.Fatalf("converged on node %d, want %d", m.i, newMaster.i)

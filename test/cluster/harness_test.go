@@ -359,6 +359,23 @@ func (g *group) converged() (master *agentProc, why string) {
 	return m, ""
 }
 
+// waitNewMaster waits until a node other than old is master and its own
+// sentinel names it, and returns it.
+func (g *group) waitNewMaster(t *testing.T, old *agentProc, timeout time.Duration, what string) *agentProc {
+	t.Helper()
+	var next *agentProc
+	testutil.WaitUntil(t, timeout, what, func() bool {
+		for _, n := range g.nodes {
+			if n != old && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	return next
+}
+
 func (g *group) waitConverged(timeout time.Duration) *agentProc {
 	g.t.Helper()
 	var why string
