@@ -91,7 +91,7 @@ var verbs = []verb{
 
 // completion lists the verbs, so it joins them once they exist.
 func init() {
-	lookupVerb("completion").run = func(_ context.Context, o *opts, out io.Writer) error { return writeCompletion(o.arg, out) }
+	lookupVerb("completion").run = func(_ context.Context, o *opts, out io.Writer) error { return WriteCompletion(o.arg, out) }
 }
 
 func lookupVerb(name string) *verb {
@@ -190,9 +190,9 @@ func capitalize(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// writeCompletion prints shell's completion script: the verbs, then each
+// WriteCompletion writes shell's completion script: the verbs, then each
 // verb's flags (and directories for adopt-data, paths for --config).
-func writeCompletion(shell string, out io.Writer) error {
+func WriteCompletion(shell string, out io.Writer) error {
 	var names []string
 	for _, v := range verbs {
 		names = append(names, v.name)

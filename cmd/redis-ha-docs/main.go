@@ -7,7 +7,6 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,11 +41,11 @@ func run(args []string) error {
 	if err := agent.WriteManual5(&m5, conf, date); err != nil {
 		return err
 	}
-	if code := agent.Main(context.Background(), []string{"completion", "bash"}, &bash, os.Stderr); code != 0 {
-		return fmt.Errorf("completion bash: exit %d", code)
+	if err := agent.WriteCompletion("bash", &bash); err != nil {
+		return err
 	}
-	if code := agent.Main(context.Background(), []string{"completion", "zsh"}, &zsh, os.Stderr); code != 0 {
-		return fmt.Errorf("completion zsh: exit %d", code)
+	if err := agent.WriteCompletion("zsh", &zsh); err != nil {
+		return err
 	}
 	for name, b := range map[string][]byte{"redis-ha-agent.8.gz": gz(m8.Bytes()), "redis-ha.conf.5.gz": gz(m5.Bytes()),
 		"redis-ha-agent.bash": bash.Bytes(), "_redis-ha-agent": zsh.Bytes()} {
