@@ -64,6 +64,7 @@ func (n *node) redisSpec(cfg *config.Config) supervisor.Spec {
 		StopGrace:  childStopWait,
 		PidFile:    redisPidFile(cfg),
 		Output:     filepath.Join(cfg.Node.RunDir, "redis.out"),
+		ParseLine:  sentinel.ParseLogLine,
 	}
 }
 
@@ -78,6 +79,7 @@ func (n *node) sentinelSpec(cfg *config.Config) supervisor.Spec {
 		StopGrace:  childStopWait,
 		PidFile:    sentPidFile(cfg),
 		Output:     filepath.Join(cfg.Node.RunDir, "sentinel.out"),
+		ParseLine:  sentinel.ParseLogLine,
 	}
 }
 

@@ -2,48 +2,77 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
 	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
 // check is the preflight an operator runs before (or after) enabling the
 // unit: every finding is printed, and any failure makes the exit code 1.
-func check(ctx context.Context, path string, out io.Writer) error {
+func check(ctx context.Context, path string, asJSON bool, out io.Writer) error {
 	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
-	if cfg.ClusterMode() {
-		return clusterCheck(ctx, cfg, out)
-	}
-	failed := false
+	var findings []checkFinding
 	report := func(ok bool, warnOnly bool, format string, args ...any) {
-		mark := "ok  "
+		f := checkFinding{Status: "ok", Text: fmt.Sprintf(format, args...)}
 		if !ok {
-			mark = "FAIL"
+			f.Status = "fail"
 			if warnOnly {
-				mark = "warn"
-			} else {
-				failed = true
+				f.Status = "warn"
 			}
 		}
-		fmt.Fprintf(out, "%s  %s\n", mark, fmt.Sprintf(format, args...))
+		findings = append(findings, f)
+		if !asJSON {
+			fmt.Fprintf(out, "%-4s  %s\n", map[string]string{"ok": "ok", "warn": "warn", "fail": "FAIL"}[f.Status], f.Text)
+		}
 	}
+	failed := func() bool {
+		return slices.ContainsFunc(findings, func(f checkFinding) bool { return f.Status == "fail" })
+	}
+	defer func() {
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(struct {
+				OK       bool           `json:"ok"`
+				Findings []checkFinding `json:"findings"`
+			}{!failed(), findings})
+		}
+	}()
 	report(true, false, "configuration: %s", cfg.Describe())
+	if cfg.ClusterMode() {
+		clusterCheck(ctx, cfg, report)
+		if failed() {
+			return errUnhealthy
+		}
+		return nil
+	}
 
-	if fi, err := os.Stat(cfg.Redis.Binary); err != nil || fi.Mode()&0o111 == 0 {
-		report(false, false, "redis.binary %s is not an executable file", cfg.Redis.Binary)
-	} else {
-		report(true, false, "redis.binary %s", cfg.Redis.Binary)
+	// Which server, and whether it loads the data this box holds.
+	servers := map[string]sentinel.Server{}
+	srv, err := serverFor(ctx, cfg)
+	switch {
+	case srv.Name == "":
+		report(false, false, "%v", err)
+	case err != nil:
+		report(false, false, "%v", err)
+	default:
+		report(true, false, "redis.binary %s: %s", cfg.Redis.Binary, srv)
+	}
+	if srv.Name != "" {
+		servers["this box"] = srv
 	}
 
 	ports := []struct {
@@ -85,6 +114,14 @@ func check(ctx context.Context, path string, out io.Writer) error {
 				report(false, false, "peer %s %s", p.what, m)
 			}
 		}
+		if ps, err := peerServer(ctx, cfg, a); err == nil {
+			servers[a.String()] = ps
+		}
+	}
+	if why := sentinel.Mixed(servers); why != "" {
+		report(false, false, "%s", why)
+	} else if len(servers) > 1 {
+		report(true, false, "servers: %s", describeServers(servers))
 	}
 
 	if c := cfg.Certs; c != nil {
@@ -120,10 +157,33 @@ func check(ctx context.Context, path string, out io.Writer) error {
 			report(line.ok, line.warn, "%s", line.text)
 		}
 	}
-	if failed {
+	if failed() {
 		return errUnhealthy
 	}
 	return nil
+}
+
+// checkFinding is one line of check's report; check --json prints them.
+type checkFinding struct {
+	Status string `json:"status"` // ok, warn (does not fail the check), fail
+	Text   string `json:"text"`
+}
+
+// peerServer asks a peer's redis which server it is (INFO server).
+func peerServer(ctx context.Context, cfg *config.Config, a wire.Addr) (sentinel.Server, error) {
+	c := sentinel.NewRedis(a, cfg.Creds())
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return c.Server(ctx)
+}
+
+func describeServers(servers map[string]sentinel.Server) string {
+	var parts []string
+	for _, who := range slices.Sorted(maps.Keys(servers)) {
+		parts = append(parts, fmt.Sprintf("%s %s", who, servers[who]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func reachable(ok bool) string {

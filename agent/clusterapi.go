@@ -88,7 +88,8 @@ func (c *clusterAgent) httpHandler() http.Handler {
 				drift = len(d)
 			}
 		}
-		writeClusterMetrics(w, read(), c.n.roles.count()+c.roleChanges(), drift)
+		own, _ := c.n.roles.count()
+		writeClusterMetrics(w, read(), own+c.roleChanges(), drift)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -103,7 +104,8 @@ func (c *clusterAgent) httpHandler() http.Handler {
 func (c *clusterAgent) roleChanges() int {
 	n := 0
 	for _, inst := range c.insts {
-		n += inst.roles.count()
+		changes, _ := inst.roles.count()
+		n += changes
 	}
 	return n
 }

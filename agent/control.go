@@ -107,12 +107,30 @@ func (n *node) requestSwitchover(ctx context.Context, to string) (SwitchoverResu
 
 // switchoverCmd is `redis-ha-agent switchover [--to HOST[:PORT]]`: it asks the
 // local agent, which drives the whole group.
-func switchoverCmd(ctx context.Context, path, to string, out io.Writer) error {
+func switchoverCmd(ctx context.Context, path, to string, asJSON bool, out io.Writer) error {
 	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil {
 		return err
 	}
 	reply, err := controlCall(ctx, cfg, "/switchover?to="+url.QueryEscape(to), time.Minute)
+	if asJSON {
+		// One object whatever happened, for a script to read: the
+		// result, or the error and whether it was a refusal (nothing
+		// changed); the exit status says the same.
+		reply.Message = ""
+		if err != nil && reply.Error == "" {
+			reply.Error = err.Error()
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(reply); jerr != nil {
+			return jerr
+		}
+		if err != nil {
+			return errUnhealthy // already reported
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("switchover: %w", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
@@ -242,10 +244,12 @@ func (n *node) redisExited(e supervisor.Exit) {
 		n.log.Info("redis stopped cleanly")
 		return
 	}
-	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "last output", lastLine(e.Tail))
+	why := exitReason(e)
+	n.log.Error("redis exited", "err", e.Err, "ran", e.Ran.Round(time.Millisecond), "reason", why, "last output", lastLine(e.Tail))
 	if e.Requested {
 		return // stopped on purpose (restart, shutdown): not a role change
 	}
+	n.redisErr.Store(&why)
 	n.restarts.redis.Add(1)
 	c, wasMaster := n.roles.down(time.Now(), e.Err)
 	if c == nil {
@@ -282,6 +286,34 @@ func (n *node) failovers(ctx context.Context) {
 	}
 }
 
+// exitReason is why a child exited, in its own words when it said any at
+// warning level (redis: "Can't handle RDB format version 12; Error reading the
+// RDB base file ..."), else its exit status.
+func exitReason(e supervisor.Exit) string {
+	// Killed, it had no last words: earlier warnings are not why.
+	var ee *exec.ExitError
+	if errors.As(e.Err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return e.Err.Error()
+		}
+	}
+	if len(e.Warnings) > 0 {
+		return strings.Join(e.Warnings, "; ")
+	}
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return "exited"
+}
+
+// lastRedisErr is why redis last exited unasked, "" when it runs since.
+func (n *node) lastRedisErr() string {
+	if p := n.redisErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 func lastLine(lines []string) string {
 	if len(lines) == 0 {
 		return ""
@@ -311,7 +343,11 @@ func (n *node) waitReady(ctx context.Context) error {
 				status = "redis is loading its dataset"
 			}
 		} else if n.gated.Load() {
-			status = "redis down: restart gate holds it until the sentinels name a new master"
+			status = ha.StatusLine(ha.Snapshot{Single: true, Gated: true, RedisErr: n.lastRedisErr()})
+		} else if why := n.lastRedisErr(); why != "" {
+			// Not a wait that more time helps: say why, and let systemd's
+			// start timeout stand.
+			n.notify.setStatus("redis cannot start: " + why)
 		}
 		if status != "" && time.Since(extended) > extendEvery {
 			n.notify.extendStart(2*extendEvery, status)
@@ -386,7 +422,8 @@ func (n *node) nextSentinel(ctx context.Context, last *supervisor.Exit) (supervi
 	}
 	master := n.chooseMaster(ctx, cfg).Master
 	sc := sentinelConf(cfg)
-	sc.Master, sc.MyID, sc.State, sc.KnownReplicas = master, myid, keep, cfg.Peers
+	sc.Master, sc.MyID, sc.State = master, myid, keep
+	sc.KnownReplicas, sc.Sentinels = cfg.Peers, cfg.Group().Sentinels
 	if err := n.writeTLS(cfg); err != nil {
 		return supervisor.Spec{}, err
 	}
@@ -417,10 +454,9 @@ func (n *node) myID(cfg *config.Config) (string, error) {
 	if st, _ := sentinel.ReadSentinelState(sentinelConfPath(cfg)); sentinel.ValidMyID(st.MyID) {
 		return st.MyID, atomicfile.WriteFile(myIDPath(cfg), []byte(st.MyID+"\n"), 0o644, -1, -1)
 	}
-	id, err := sentinel.NewMyID()
-	if err != nil {
-		return "", fmt.Errorf("new sentinel id: %w", err)
-	}
+	// Derived from the group and this sentinel's address: a box re-imaged
+	// at the same address is the same sentinel to its peers.
+	id := sentinel.DeriveMyID(cfg.Cluster.Name, cfg.LocalSentinel())
 	if err := atomicfile.WriteFile(myIDPath(cfg), []byte(id+"\n"), 0o644, -1, -1); err != nil {
 		return "", fmt.Errorf("save sentinel id: %w", err)
 	}

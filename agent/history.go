@@ -42,7 +42,8 @@ type roleLog struct {
 	role    string
 	offset  int64
 	cause   string
-	changes int // recorded since the agent started, for /metrics
+	changes int       // recorded since the agent started, for /metrics
+	last    time.Time // of the last change, the history file's included
 	// other is the cause of a change the agent did not make; "" is
 	// Sentinel's (sentinel mode).
 	other string
@@ -56,7 +57,7 @@ func (h *roleLog) restore(past []Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	last := past[len(past)-1]
-	h.role, h.offset = last.To, last.OffsetAfter
+	h.role, h.offset, h.last = last.To, last.OffsetAfter, last.Time
 }
 
 // setCause says why the next role change happens.
@@ -72,10 +73,10 @@ func (h *roleLog) isMaster() bool {
 	return h.role == "master"
 }
 
-func (h *roleLog) count() int {
+func (h *roleLog) count() (int, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.changes
+	return h.changes, h.last
 }
 
 // note compares an observed role with the last recorded one and returns
@@ -103,7 +104,7 @@ func (h *roleLog) note(now time.Time, s ha.Snapshot) *Change {
 	}
 	c := &Change{Time: now, From: h.role, To: kind, Master: master.String(), Cause: cause,
 		OffsetBefore: h.offset, OffsetAfter: s.Role.Offset}
-	h.role, h.cause = kind, ""
+	h.role, h.cause, h.last = kind, "", now
 	h.changes++
 	return c
 }
@@ -119,7 +120,7 @@ func (h *roleLog) down(now time.Time, err error) (c *Change, wasMaster bool) {
 	}
 	c = &Change{Time: now, From: h.role, To: "down", Cause: fmt.Sprintf("redis exited: %v", err),
 		OffsetBefore: h.offset, OffsetAfter: h.offset}
-	h.role = "down"
+	h.role, h.last = "down", now
 	h.changes++
 	return c, wasMaster
 }

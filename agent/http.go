@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -48,16 +49,22 @@ type view struct {
 	counts counters
 }
 
-// counters are the agent's event counts since it started.
+// counters are the agent's event counts since it started, and what /metrics
+// says about the agent itself.
 type counters struct {
 	roleChanges   int
+	lastChange    time.Time // of the local redis's role, zero when none is known
 	redisRestarts int
 	sentRestarts  int
+	masterChanges int64            // masters the sentinels named after another
+	server        *sentinel.Server // redis.binary's; nil before it was asked
 }
 
 func (n *node) readView() view {
-	v := view{cfg: n.config(), now: time.Now(), counts: counters{roleChanges: n.roles.count(),
-		redisRestarts: int(n.restarts.redis.Load()), sentRestarts: int(n.restarts.sentinel.Load())}}
+	changes, last := n.roles.count()
+	v := view{cfg: n.config(), now: time.Now(), counts: counters{roleChanges: changes, lastChange: last,
+		redisRestarts: int(n.restarts.redis.Load()), sentRestarts: int(n.restarts.sentinel.Load()),
+		masterChanges: n.switches.Load(), server: n.server.Load()}}
 	if p := n.pub.Load(); p != nil {
 		v.View = p.view
 		if v.cfg == nil {
@@ -258,7 +265,7 @@ func (n *node) httpHandler() http.Handler {
 				drift = len(d)
 			}
 		}
-		writeMetrics(w, v, drift)
+		writeMetrics(w, v, drift, readProcStats())
 	})
 	// Read-only: GET and HEAD only, on every endpoint.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -304,10 +311,12 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// writeMetrics renders the Prometheus text format by hand: a dozen gauges and
-// counters do not justify client_golang's size and allocations on a box
-// whose whole point is a small footprint.
-func writeMetrics(w http.ResponseWriter, v view, drift int) {
+// writeMetrics renders the Prometheus text format by hand: a few dozen
+// gauges and counters do not justify client_golang's size and allocations on
+// a box whose whole point is a small footprint. A value the agent does not
+// know is left out, never given as -1: "lag > X" must not read "unknown" as
+// small; a *_known gauge says which.
+func writeMetrics(w io.Writer, v view, drift int, proc procStats) {
 	b := &strings.Builder{}
 	metric := func(name, typ, help string, samples ...string) {
 		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
@@ -316,34 +325,63 @@ func writeMetrics(w http.ResponseWriter, v view, drift int) {
 		}
 	}
 	val := func(x int64) string { return " " + strconv.FormatInt(x, 10) }
+	flt := func(x float64) string { return " " + strconv.FormatFloat(x, 'g', -1, 64) }
 	boolv := func(x bool) string {
 		if x {
 			return " 1"
 		}
 		return " 0"
 	}
+	known := func(ok bool, sample string) []string {
+		if ok {
+			return []string{sample}
+		}
+		return nil
+	}
 	role := func(r string) string {
 		return fmt.Sprintf(`{role=%q}`, r) + boolv(v.S.RedisUp && (v.S.Role.Kind == r || (r == "replica" && v.S.Role.Kind == "slave")))
 	}
+	lagKnown := v.S.RedisUp && v.Lag >= 0
+	group, member, quorum, peers := "", "", 0, 0
+	if !v.S.Self.IsZero() {
+		member = v.S.Self.String()
+	}
+	if v.cfg != nil {
+		group, quorum, peers = v.cfg.Cluster.Name, v.cfg.SentinelQuorum(), len(v.cfg.Peers)
+	}
+	server, version := "", ""
+	if s := v.counts.server; s != nil {
+		server, version = s.Name, fmt.Sprintf("%d.%d.%d", s.Version[0], s.Version[1], s.Version[2])
+	}
+	metric("redis_ha_build_info", "gauge", "The agent's version, the server redis.binary runs, and the group and member this agent is (join on instance for these labels).",
+		fmt.Sprintf(`{version=%q,server_name=%q,redis_version=%q,group=%q,member=%q} 1`, Version, server, version, group, member))
 	metric("redis_ha_up", "gauge", "Whether the local redis answered the last probe.", boolv(v.fresh() && v.S.RedisUp))
 	metric("redis_ha_role", "gauge", "Role of the local redis (1 for the current one).", role("master"), role("replica"))
 	metric("redis_ha_primary", "gauge", "Whether this box is the master a quorum of sentinels names and not fenced (/primary).", boolv(v.isPrimary()))
-	metric("redis_ha_replication_offset_bytes", "gauge", "Replication offset of the local redis.", val(v.S.Role.Offset))
-	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master, -1 unknown: its master did not answer).", val(v.Lag))
+	metric("redis_ha_replication_offset_bytes", "gauge", "Replication offset of the local redis.", known(v.S.RedisUp, val(v.S.Role.Offset))...)
+	metric("redis_ha_replication_lag_bytes", "gauge", "Bytes this replica is behind its master (0 on a master); absent when unknown (redis_ha_replication_lag_known 0).", known(lagKnown, val(v.Lag))...)
+	metric("redis_ha_replication_lag_known", "gauge", "Whether the lag is known: 0 when the local redis or a replica's master did not answer.", boolv(lagKnown))
 	metric("redis_ha_replicas_in_sync", "gauge", "Replicas that acknowledged the master's previous offset (master only).", val(int64(v.S.InSync)))
 	metric("redis_ha_fenced", "gauge", "Whether this master refuses writes because it sees no majority of sentinels.", boolv(v.S.Fenced))
 	metric("redis_ha_restart_gated", "gauge", "Whether the restart gate holds a crashed master's redis down.", boolv(v.S.Gated))
 	metric("redis_ha_pending_restart", "gauge", "Whether redis should restart: its binary was replaced on disk or a restart-only setting changed.", boolv(v.S.Pending != ""))
 	metric("redis_ha_drained", "gauge", "Whether this box is drained: never promoted until undrained.", boolv(v.S.Drained))
 	metric("redis_ha_paused", "gauge", "Whether the group is paused for maintenance: no automatic failover, fencing or VIP move.", boolv(v.S.Paused))
-	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels that answered this agent's last round.", val(int64(v.Q.Reachable)))
+	metric("redis_ha_peers", "gauge", "Boxes in the group (cluster.peers).", val(int64(peers)))
+	metric("redis_ha_sentinel_quorum", "gauge", "Sentinels that must agree a master is down (cluster.quorum).", val(int64(quorum)))
+	metric("redis_ha_sentinels_reachable", "gauge", "Sentinels (one per peer) that answered this agent's last round.", val(int64(v.Q.Reachable)))
 	metric("redis_ha_sentinels_usable", "gauge", "Sentinels the local sentinel counts as usable (CKQUORUM).", val(int64(v.S.Usable)))
+	metric("redis_ha_failovers_total", "counter", "Times the sentinels named a new master, as this agent saw it (failovers and switchovers), since the agent started.", val(v.counts.masterChanges))
 	metric("redis_ha_role_changes_total", "counter", "Role changes of the local redis since the agent started.", val(int64(v.counts.roleChanges)))
+	metric("redis_ha_last_role_change_timestamp_seconds", "gauge", "When the local redis last changed role (history included).",
+		known(!v.counts.lastChange.IsZero(), flt(float64(v.counts.lastChange.UnixMilli())/1e3))...)
 	metric("redis_ha_child_restarts_total", "counter", "Unrequested exits of the supervised children since the agent started.",
 		`{child="redis"}`+val(int64(v.counts.redisRestarts)), `{child="sentinel"}`+val(int64(v.counts.sentRestarts)))
-	metric("redis_ha_tuning_drift", "gauge", "Kernel settings not in effect (-1: tuning disabled or unreadable).", val(int64(drift)))
+	metric("redis_ha_tuning_drift", "gauge", "Kernel settings not in effect; absent when tuning is disabled or unreadable (redis_ha_tuning_known 0).", known(drift >= 0, val(int64(drift)))...)
+	metric("redis_ha_tuning_known", "gauge", "Whether the agent tunes the kernel and could read the settings back.", boolv(drift >= 0))
 	metric("redis_ha_goroutines", "gauge", "Goroutines in the agent (a leak shows here first).", val(int64(runtime.NumGoroutine())))
-	_, _ = w.Write([]byte(b.String()))
+	proc.write(metric, flt)
+	_, _ = io.WriteString(w, b.String())
 }
 
 // liveRoleTimeout bounds the one probe /primary makes: the local redis

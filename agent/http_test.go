@@ -139,7 +139,7 @@ func TestMetricsFormat(t *testing.T) {
 	n.pub.Store(&published{cfg: &config.Config{}, view: ha.View{At: time.Now()}})
 	rec := httptest.NewRecorder()
 	n.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	sample := regexp.MustCompile(`^([a-z_]+)(\{[a-z]+="[a-z]+"\})? -?[0-9]+$`)
+	sample := regexp.MustCompile(`^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9]+(\.[0-9]+)?(e[+-][0-9]+)?$`)
 	family := ""
 	for _, line := range strings.Split(strings.TrimSpace(rec.Body.String()), "\n") {
 		switch {
@@ -155,6 +155,46 @@ func TestMetricsFormat(t *testing.T) {
 				t.Errorf("bad sample %q (family %q)", line, family)
 			}
 		}
+	}
+}
+
+// TestMetricsUnknown: what the agent does not know is absent, with a
+// *_known gauge at 0, never -1 (which "lag > X" would read as small).
+func TestMetricsUnknown(t *testing.T) {
+	self := wire.Addr{Host: "10.0.0.12", Port: 6379}
+	for _, tc := range []struct {
+		name      string
+		s         ha.Snapshot
+		lag       int64
+		want, not []string
+	}{
+		{name: "replica whose master does not answer", s: ha.Snapshot{Self: self, RedisUp: true, Role: wire.Role{Kind: "slave", Offset: 10}}, lag: -1,
+			want: []string{"redis_ha_replication_lag_known 0", "redis_ha_replication_offset_bytes 10"}, not: []string{"redis_ha_replication_lag_bytes "}},
+		{name: "replica in sync", s: ha.Snapshot{Self: self, RedisUp: true, Role: wire.Role{Kind: "slave", Offset: 10}}, lag: 0,
+			want: []string{"redis_ha_replication_lag_known 1", "redis_ha_replication_lag_bytes 0"}},
+		{name: "redis down", s: ha.Snapshot{Self: self}, lag: -1,
+			want: []string{"redis_ha_replication_lag_known 0", "redis_ha_up 0"}, not: []string{"redis_ha_replication_offset_bytes ", "redis_ha_replication_lag_bytes "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body strings.Builder
+			v := view{View: ha.View{At: time.Now(), S: tc.s, Lag: tc.lag}, cfg: &config.Config{}, now: time.Now()}
+			writeMetrics(&body, v, -1, procStats{})
+			for _, w := range append(tc.want, "redis_ha_tuning_known 0") {
+				if !strings.Contains(body.String(), w+"\n") {
+					t.Errorf("no %q in\n%s", w, body.String())
+				}
+			}
+			for _, l := range strings.Split(body.String(), "\n") {
+				if strings.HasSuffix(l, " -1") {
+					t.Errorf("sample %q: -1 for unknown", l)
+				}
+				for _, no := range append(tc.not, "redis_ha_tuning_drift ") {
+					if strings.HasPrefix(l, no) {
+						t.Errorf("sample %q present although unknown", l)
+					}
+				}
+			}
+		})
 	}
 }
 

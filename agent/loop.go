@@ -63,8 +63,13 @@ type loopState struct {
 	barked    time.Time      // the last WATCHDOG=1
 	announces sync.WaitGroup // gratuitous ARP bursts of the VIP
 
-	switching   bool // an operation (switchover, restart, drain) runs
-	prioApplied int  // the replica-priority last set on redis; -1 unknown
+	switching bool // an operation (switchover, restart, drain, a sentinel reset) runs
+	// Membership (members.go): the master asks what the sentinels remember.
+	gathering   bool      // an ask is out
+	gatheredAt  time.Time // when the last one went out
+	forget      ha.Forget
+	forgetSaid  string // what was last logged of it
+	prioApplied int    // the replica-priority last set on redis; -1 unknown
 	// retryUntil: the local sentinel lost an election; until then, look
 	// whether anybody won it (ha.RetryElection).
 	retryUntil time.Time
@@ -104,7 +109,8 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 		n.notify.watchdog()
 		n.st.barked = time.Now()
 	}
-	switched := make(chan struct{}, 1) // one operation (switchover, restart, drain) at a time; it never waits for the loop
+	switched := make(chan struct{}, 1)       // one operation (switchover, restart, drain) at a time; it never waits for the loop
+	gathered := make(chan ha.MembersView, 1) // one ask at a time
 	var switchovers sync.WaitGroup
 	defer func() {
 		switchovers.Wait()
@@ -167,9 +173,28 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 			case <-switched:
 				st.switching = false
 				continue
+			case v := <-gathered:
+				st.gathering = false
+				if st.switching {
+					continue // the group may be changing under the answers
+				}
+				if f := n.forgetStep(v); !f.Reset.IsZero() || len(f.Drop) > 0 {
+					st.switching = true
+					cfg := n.config()
+					switchovers.Go(func() {
+						n.forget(ctx, cfg, f)
+						switched <- struct{}{}
+					})
+				}
+				continue
 			}
 		}
 		why = n.step(ctx, why)
+		if cfg := n.config(); n.membersDue(cfg) {
+			st.gathering, st.gatheredAt = true, time.Now()
+			s := st.view.S
+			switchovers.Go(func() { gathered <- n.gatherMembers(ctx, cfg, s) })
+		}
 		if next := n.roundEvery(n.config()); next != st.every {
 			st.every = next
 			tick.Reset(next)

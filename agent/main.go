@@ -7,8 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/redis-ha-agent/redis-ha-agent/agent/config"
+	"github.com/redis-ha-agent/redis-ha-agent/internal/journallog"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 )
 
@@ -25,90 +30,89 @@ const (
 	defaultConf = "/etc/redis-ha/redis-ha.conf"
 )
 
-const usage = `usage: redis-ha-agent <command> [flags]
-
-commands:
-  run [--config PATH]            the daemon (config dir = PATH's directory, conf.d beside it)
-  status [--json]                every peer: role, offsets, lag, what the sentinels say
-  check                          preflight: config, binaries, ports, peers, kernel settings, quorum
-  check-config                   parse and validate the configuration only
-  switchover [--to HOST[:PORT]]  planned master change with zero acknowledged writes lost
-  history [--json]               this box's role changes with time, cause and replication offsets
-  pause [--for DURATION]         group-wide maintenance: no automatic failover, fencing or VIP move
-  resume                         end the pause
-  drain | undrain                this box hands off the master role and is never promoted until undrained
-  restart [--rolling] [--pending]
-                                 restart redis here (a master switches over first), or on every box,
-                                 replicas first, one at a time; --pending: only where the binary or a
-                                 restart-only setting changed
-  version                        print the version
-
-every command takes --config PATH (default /etc/redis-ha/redis-ha.conf)
-`
+// opts are the command line's values; each verb defines only the flags it
+// takes (verbs in cli.go).
+type opts struct {
+	config      string
+	json        bool
+	to          string
+	pauseFor    time.Duration
+	rolling     bool
+	pendingOnly bool
+	arg         string // the positional argument: adopt-data's DIR, completion's SHELL
+}
 
 // Main runs one command line and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return ExitUsage
 	}
-	cmd, rest := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	confPath := fs.String("config", defaultConf, "base configuration file")
-	asJSON := fs.Bool("json", false, "status, history: print JSON")
-	to := fs.String("to", "", "switchover: the replica to promote, HOST[:PORT]")
-	pauseFor := fs.Duration("for", 0, "pause: end the pause by itself after this long (0: at resume)")
-	rolling := fs.Bool("rolling", false, "restart: every box, replicas first, the master last")
-	pendingOnly := fs.Bool("pending", false, "restart: only where a restart is pending")
-	switch cmd {
+	name, rest := args[0], args[1:]
+	switch name {
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		if len(rest) == 1 {
+			if v := lookupVerb(rest[0]); v != nil {
+				fmt.Fprint(stdout, v.usage())
+				return ExitOK
+			}
+		}
+		fmt.Fprint(stdout, usage())
 		return ExitOK
-	case "version", "--version":
-		fmt.Fprintf(stdout, "redis-ha-agent %s\n", Version)
-		return ExitOK
+	case "-v", "--version":
+		name = "version"
+	}
+	v := lookupVerb(name)
+	if v == nil {
+		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", name, usage())
+		return ExitUsage
+	}
+	o := &opts{}
+	fs := v.flagSet(o)
+	fs.SetOutput(io.Discard)
+	// A positional argument (adopt-data's DIR) may come before the flags.
+	var pos []string
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		pos, rest = rest[:1], rest[1:]
 	}
 	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, v.usage())
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "redis-ha-agent %s: %v\n\n%s", name, err, v.usage())
 		return ExitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n", cmd, fs.Arg(0))
+	pos = append(pos, fs.Args()...)
+	if len(pos) != len(v.args) {
+		if len(pos) > len(v.args) {
+			fmt.Fprintf(stderr, "redis-ha-agent %s: unexpected argument %q\n\n%s", name, pos[len(v.args)], v.usage())
+		} else {
+			fmt.Fprintf(stderr, "redis-ha-agent %s: missing %s\n\n%s", name, v.args[len(pos)], v.usage())
+		}
 		return ExitUsage
 	}
-	sentinel.QuietClientLogs()
-
-	var err error
-	if err := sentinelOnly(cmd, *confPath); err != nil {
+	if len(pos) == 1 {
+		o.arg = pos[0]
+	}
+	if v.sentinelOnly {
+		if err := sentinelOnly(name, o.config); err != nil {
+			return exitCode(err, stderr)
+		}
+	}
+	if v.takesConfig() { // a command that talks to redis: no go-redis chatter on stderr
+		sentinel.QuietClientLogs()
+	}
+	if name == "run" {
+		level := new(slog.LevelVar) // log.level, once the configuration is read
+		h, journaled := logHandler(stderr, level)
+		err := run(ctx, o.config, config.DefaultEnv(), slog.New(h), level)
+		if journaled {
+			stderr = journallog.Errors(stderr) // why it stopped, at priority err
+		}
 		return exitCode(err, stderr)
 	}
-	switch cmd {
-	case "run":
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		err = run(ctx, *confPath, config.DefaultEnv(), logger)
-	case "check-config":
-		err = checkConfig(*confPath, stdout)
-	case "check":
-		err = check(ctx, *confPath, stdout)
-	case "status":
-		err = status(ctx, *confPath, *asJSON, stdout)
-	case "switchover":
-		err = switchoverCmd(ctx, *confPath, *to, stdout)
-	case "history":
-		err = history(*confPath, *asJSON, stdout)
-	case "pause":
-		err = pauseCmd(ctx, *confPath, *pauseFor, stdout)
-	case "resume":
-		err = resumeCmd(ctx, *confPath, stdout)
-	case "drain", "undrain":
-		err = drainCmd(ctx, *confPath, cmd == "undrain", stdout)
-	case "restart":
-		err = restartCmd(ctx, *confPath, *rolling, *pendingOnly, stdout)
-	default:
-		fmt.Fprintf(stderr, "redis-ha-agent: unknown command %q\n\n%s", cmd, usage)
-		return ExitUsage
-	}
-	return exitCode(err, stderr)
+	return exitCode(v.run(ctx, o, stdout), stderr)
 }
 
 // errUnhealthy marks a command that ran but found the group unhealthy; its
@@ -117,6 +121,7 @@ var errUnhealthy = errors.New("unhealthy")
 
 func exitCode(err error, stderr io.Writer) int {
 	var cerr *config.Error
+	var refused *refusal
 	switch {
 	case err == nil:
 		return ExitOK
@@ -128,12 +133,26 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &cerr):
 		fmt.Fprintf(stderr, "invalid configuration:\n%s\n", cerr.Error())
 		return ExitConfig
+	case errors.As(err, &refused):
+		fmt.Fprintf(stderr, "refusing to start: %v\n", refused.err)
+		return ExitConfig
 	case errors.Is(err, errUnhealthy):
 		return ExitFailed
 	default:
 		fmt.Fprintf(stderr, "redis-ha-agent: %v\n", err)
 		return ExitFailed
 	}
+}
+
+// logHandler writes the daemon's log to stderr: for the journal when stderr is
+// the journal's stream (under systemd: each line at its priority, no second
+// timestamp), else as plain text with the time.
+func logHandler(stderr io.Writer, level slog.Leveler) (slog.Handler, bool) {
+	opts := &slog.HandlerOptions{Level: level}
+	if ok, _ := journal.StderrIsJournalStream(); ok {
+		return journallog.New(stderr, opts), true
+	}
+	return slog.NewTextHandler(stderr, opts), false
 }
 
 func checkConfig(path string, stdout io.Writer) error {
@@ -148,11 +167,6 @@ func checkConfig(path string, stdout io.Writer) error {
 // sentinelOnly refuses the commands that speak to Sentinel in cluster mode.
 // A configuration that does not load is left for the command to report.
 func sentinelOnly(cmd, path string) error {
-	switch cmd {
-	case "pause", "resume", "drain", "undrain", "restart":
-	default:
-		return nil
-	}
 	cfg, err := config.Load(path, config.DefaultEnv())
 	if err != nil || !cfg.ClusterMode() {
 		return nil

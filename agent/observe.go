@@ -18,10 +18,11 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	s = ha.Snapshot{Single: cfg.Single(), Self: cfg.Self, Peers: len(cfg.Peers),
-		Gated: n.gated.Load(), Fenced: st.fenced, ReloadErr: st.reloadErr}
+		Gated: n.gated.Load(), Fenced: st.fenced, ReloadErr: st.reloadErr, RedisErr: n.lastRedisErr()}
 	if n.redis.Current() != nil {
 		if r, err := n.local.Redis().Role(pctx); err == nil {
-			s.RedisUp, s.Role = true, r
+			s.RedisUp, s.Role, s.RedisErr = true, r, ""
+			n.redisErr.Store(nil)
 		}
 		if s.RedisUp && !s.Single {
 			if f, err := n.local.Redis().Fenced(pctx, len(cfg.Peers)); err == nil {
@@ -38,6 +39,7 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 			s.Usable = u
 		}
 	}
+	n.observeSynced(pctx, s)
 	n.observePause(pctx, cfg, &s)
 	s.Pending = n.pendingRestart(cfg)
 	s.Drained = n.drained.Load()
@@ -57,6 +59,7 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 	if !s.Named.IsZero() && s.Named != st.named {
 		if !st.named.IsZero() {
 			n.log.Info("sentinels name a new master", "master", s.Named.String(), "was", st.named.String())
+			n.switches.Add(1)
 		}
 		st.named = s.Named
 	}
@@ -69,4 +72,29 @@ func (n *node) observe(ctx context.Context) (s ha.Snapshot, becameMaster bool) {
 	}
 	n.notify.setStatus(ha.StatusLine(s))
 	return s, becameMaster
+}
+
+// observeSynced notes whether this box's redis is an empty replica that has
+// never synced with its master (ha.Priority): ROLE's offset is -1 until the
+// first sync, and after a restart until the replica has linked again, which
+// with data of its own is no reason to hold it back.
+func (n *node) observeSynced(ctx context.Context, s ha.Snapshot) {
+	if !s.RedisUp {
+		return
+	}
+	unsynced := false
+	if s.Role.Kind == "slave" && s.Role.Offset < 0 {
+		keys, err := n.local.Redis().Keys(ctx)
+		if err != nil {
+			return
+		}
+		unsynced = keys == 0
+	}
+	if n.unsynced.Swap(unsynced) != unsynced {
+		if unsynced {
+			n.log.Info("an empty replica that has never synced with its master: never promoted until it has")
+		} else {
+			n.log.Info("replica synced (or holding data): promotable again")
+		}
+	}
 }

@@ -41,7 +41,7 @@ func (n *node) isPaused() bool {
 
 // priority is the replica-priority this box's redis must have now.
 func (n *node) priority(cfg *config.Config) int {
-	return ha.Priority(cfg.Node.Priority, n.isPaused(), n.drained.Load())
+	return ha.Priority(cfg.Node.Priority, n.isPaused(), n.drained.Load(), n.unsynced.Load())
 }
 
 // loadPause reads the record the previous agent kept.
@@ -114,7 +114,8 @@ func (n *node) keepPriority(ctx context.Context, cfg *config.Config) {
 		return
 	}
 	if n.st.prioApplied >= 0 || want != cfg.Node.Priority {
-		n.log.Info("replica-priority set", "priority", want, "paused", n.isPaused(), "drained", n.drained.Load())
+		n.log.Info("replica-priority set", "priority", want, "paused", n.isPaused(), "drained", n.drained.Load(),
+			"empty and never synced", n.unsynced.Load())
 	}
 	n.st.prioApplied = want
 }

@@ -112,8 +112,15 @@ func (n *node) reload(ctx context.Context) {
 		n.st.reloadErr = firstProblem(err)
 		return
 	}
-	n.st.reloadErr = ""
 	cur := n.config()
+	if next.Redis.Binary != cur.Redis.Binary {
+		if err := n.checkSwitch(ctx, next); err != nil {
+			n.log.Error("reload refused; keeping the last good configuration", "err", err)
+			n.st.reloadErr = err.Error()
+			return
+		}
+	}
+	n.st.reloadErr = ""
 	if next.Sum == cur.Sum {
 		n.log.Info("reload: configuration unchanged")
 		return
@@ -128,6 +135,7 @@ func (n *node) reload(ctx context.Context) {
 		n.log.Info("password rotation: accepting the new password's secrets beside the old ones until every box does")
 	}
 	n.setConfig(next)
+	n.level.Set(next.LogLevel())
 	n.apply(ctx, cur, next)
 	if next.Auth.ACL && (next.Rotation != nil || !cur.Auth.ACL) {
 		// The rotation goes on retrying (rotations); a sentinel restarted
@@ -136,6 +144,24 @@ func (n *node) reload(ctx context.Context) {
 			n.log.Warn("reload: acl users not applied yet", "err", err)
 		}
 	}
+}
+
+// checkSwitch refuses a new redis.binary that cannot load this box's data, or
+// that runs as another user than the server running now: the children's user
+// is decided once, at start, so such a switch takes a restart of the agent.
+func (n *node) checkSwitch(ctx context.Context, next *config.Config) error {
+	srv, err := serverFor(ctx, next)
+	if err != nil || n.cred == nil {
+		return err
+	}
+	cred, user, err := lookupServiceUser(srv)
+	if err != nil {
+		return fmt.Errorf("redis.binary: %w", err)
+	}
+	if cred.Uid != n.cred.Uid {
+		return fmt.Errorf("redis.binary: %s runs as user %s, not as the running server's user: restart the agent to switch (systemctl restart redis-ha-agent)", srv, user)
+	}
+	return nil
 }
 
 // firstProblem is the first line of a configuration error, short enough for
@@ -177,6 +203,8 @@ func (n *node) apply(ctx context.Context, cur, next *config.Config) {
 	} else if err := n.applyRedis(ctx, cur, set); err != nil {
 		n.log.Warn("reload: runtime change refused by redis; restarting it", "err", err)
 		n.redis.Restart()
+	} else if len(cur.Peers) != len(next.Peers) {
+		n.resizeFence(ctx, next)
 	}
 	switch {
 	case cur.Single() != next.Single():
@@ -217,6 +245,29 @@ func (n *node) applyRedis(ctx context.Context, cur *config.Config, set [][2]stri
 		n.log.Info("reload: redis setting applied", "key", kv[0])
 	}
 	return nil
+}
+
+// resizeFence puts min-replicas-to-write where a group of next's size wants
+// it, on every box (a replica keeps it when promoted): the healthy value, or
+// the fence on a fenced master. redis.conf has it only from the next start.
+// Kept from three boxes in a group grown to five, a master cut off with one
+// replica would go on acknowledging writes while its agent is dead; kept
+// from five in a group shrunk to three, a master would refuse every write
+// as soon as one of its two replicas went.
+func (n *node) resizeFence(ctx context.Context, next *config.Config) {
+	put, what := n.local.Redis().Unfence, "min-replicas-to-write"
+	if n.st.fenced {
+		put, what = n.local.Redis().Fence, "fence"
+	}
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := put(cctx, len(next.Peers)); err != nil {
+		// FenceDrift puts a fence right at the next rounds; the healthy
+		// value is rendered again at redis's next start.
+		n.log.Warn("reload: "+what+" for the new number of peers not set", "peers", len(next.Peers), "err", err)
+		return
+	}
+	n.log.Info("reload: "+what+" follows the number of peers", "peers", len(next.Peers), "fenced", n.st.fenced)
 }
 
 // applySentinel pushes the per-group settings to the local sentinel; every

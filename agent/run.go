@@ -32,7 +32,6 @@ const (
 	readyTimeout  = 24 * time.Hour // systemd's start timeout (extended while loading) is the real bound
 	extendEvery   = 10 * time.Second
 	reloadDelay   = 250 * time.Millisecond
-	serviceUser   = "redis"
 	childStopWait = 30 * time.Second
 )
 
@@ -42,6 +41,7 @@ const (
 // redis child's exits write to it too. Everything else is set once by run.
 type node struct {
 	log    *slog.Logger
+	level  *slog.LevelVar // log.level, set by each good configuration
 	path   string
 	env    config.Env
 	cred   *syscall.Credential // nil when the agent itself is not root
@@ -53,12 +53,16 @@ type node struct {
 	redis, sentinel *supervisor.Child
 
 	gated    atomic.Bool                           // the restart gate holds redis down
+	redisErr atomic.Pointer[string]                // why redis last exited unasked (ha.Snapshot.RedisErr)
 	adopted  struct{ redis, sentinel atomic.Bool } // taken over from the previous agent, to configure
 	pause    atomic.Pointer[sentinel.Pause]        // the group's pause last seen; nil: not paused
 	drained  atomic.Bool                           // this box is never promoted (drain)
+	unsynced atomic.Bool                           // an empty replica that never synced: never promoted (ha.Priority)
 	started  atomic.Pointer[[]string]              // what only a restart changes of the running redis (sentinel.RestartOnly)
 	pub      atomic.Pointer[published]             // what the loop last saw, for the HTTP API
 	restarts struct{ redis, sentinel atomic.Int64 }
+	server   atomic.Pointer[sentinel.Server] // what redis.binary says it is (build_info)
+	switches atomic.Int64                    // masters the sentinels named after another, since start
 
 	hooks       chan Change   // role changes for hooks.on_role_change
 	sentStarted chan struct{} // the local sentinel (re)started: tune it
@@ -74,11 +78,12 @@ type node struct {
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
 // error when it cannot go on (the unit restarts it).
-func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) error {
+func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, level *slog.LevelVar) error {
 	cfg, err := config.Load(path, env)
 	if err != nil {
 		return err
 	}
+	level.Set(cfg.LogLevel())
 	// The daemon's work is a few small requests a second, so on an idle box
 	// its CPU is wake-ups, and a second P adds a spinning thread to each of
 	// them. One P also stops the runtime re-reading the cgroup CPU limit
@@ -104,11 +109,11 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger) 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	n := &node{log: logger, path: path, env: env, notify: &notifier{log: logger},
+	n := &node{log: logger, level: level, path: path, env: env, notify: &notifier{log: logger},
 		hooks: make(chan Change, 16), sentStarted: make(chan struct{}, 1), failover: make(chan struct{}, 1),
 		ops: make(chan opCall)}
 	n.setConfig(cfg)
-	if err := n.prepare(cfg); err != nil {
+	if err := n.prepare(ctx, cfg); err != nil {
 		return err
 	}
 	n.st.prioApplied = -1 // not known: set at the first observation
@@ -274,15 +279,20 @@ func (n *node) swapConfig(expect, next *config.Config) bool {
 }
 
 // prepare creates the state and runtime directories and decides which user
-// the children run as: redis and sentinel never run as root.
-func (n *node) prepare(cfg *config.Config) error {
-	uid, gid := -1, -1
+// the children run as: redis and sentinel never run as root; Valkey runs as
+// valkey where that user exists.
+func (n *node) prepare(ctx context.Context, cfg *config.Config) error {
+	srv, err := serverFor(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	uid, gid, user := -1, -1, ""
 	if os.Geteuid() == 0 {
-		cred, err := supervisor.LookupCredential(serviceUser)
+		cred, u, err := lookupServiceUser(srv)
 		if err != nil {
 			return fmt.Errorf("prepare: children must not run as root: %w", err)
 		}
-		n.cred = cred
+		n.cred, user = cred, u
 		uid, gid = int(cred.Uid), int(cred.Gid)
 	}
 	for _, dir := range []string{cfg.Node.DataDir, cfg.Node.RunDir} {
@@ -290,11 +300,17 @@ func (n *node) prepare(cfg *config.Config) error {
 			return fmt.Errorf("prepare: %w", err)
 		}
 	}
+	n.log.Info("redis.binary", "path", cfg.Redis.Binary, "server", srv.String(), "user", user)
+	n.server.Store(&srv)
 	// Redis writes its data and sentinel rewrites its config in the state
 	// directory, so it belongs to their user; the agent (root) still reads it.
 	if uid >= 0 {
-		if err := os.Chown(cfg.Node.DataDir, uid, gid); err != nil {
+		changed, err := handOver(cfg.Node.DataDir, uid, gid)
+		if err != nil {
 			return fmt.Errorf("prepare: chown %s: %w", cfg.Node.DataDir, err)
+		}
+		if changed {
+			n.log.Info("state directory handed over to the server's user", "dir", cfg.Node.DataDir, "user", user)
 		}
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -65,20 +67,35 @@ type GroupStatus struct {
 	VIPHolders     []string `json:"vip_holders,omitempty"` // the boxes known to hold it
 	// Paused: the group is in maintenance (pause); PausedUntil, when set,
 	// is when that ends by itself.
-	Paused      bool         `json:"paused"`
-	PausedUntil string       `json:"paused_until,omitempty"`
-	Peers       []PeerStatus `json:"peers"`
+	Paused      bool   `json:"paused"`
+	PausedUntil string `json:"paused_until,omitempty"`
+	// Via says where the report comes from when not from redis and the
+	// sentinels themselves.
+	Via   string       `json:"via,omitempty"`
+	Peers []PeerStatus `json:"peers"`
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
+	var gs GroupStatus
 	cfg, err := config.Load(path, config.DefaultEnv())
-	if err != nil {
+	var cerr *config.Error
+	switch {
+	case errors.As(err, &cerr) && cerr.AccessOnly():
+		// A user who may not read the password (the monitoring user, an
+		// operator without sudo) still gets the group's state: from each
+		// agent's read-only /status instead of redis and the sentinels.
+		cfg, err = config.LoadPublic(path, config.DefaultEnv())
+		if err != nil {
+			return err
+		}
+		gs = agentsView(ctx, cfg)
+	case err != nil:
 		return err
-	}
-	if cfg.ClusterMode() {
+	case cfg.ClusterMode():
 		return clusterStatusCmd(ctx, cfg, asJSON, out)
+	default:
+		gs = probeGroup(ctx, cfg)
 	}
-	gs := probeGroup(ctx, cfg)
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -94,24 +111,52 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 	return nil
 }
 
+// agentsView is the group as its agents report it in /status, for a user
+// who cannot read the password; a box whose agent does not answer is down,
+// with why. Each box vouches for itself only, so this is the agents' view,
+// not a probe of redis: the report says so.
+func agentsView(ctx context.Context, cfg *config.Config) GroupStatus {
+	var paused atomic.Bool
+	gs := summarize(cfg, askMembers(ctx, cfg, func(ctx context.Context, a wire.Addr) PeerStatus {
+		st, err := peerBoxStatus(ctx, cfg, a)
+		if err != nil {
+			return PeerStatus{Member: a.String(), Role: "down", Error: "its agent's /status: " + err.Error()}
+		}
+		if st.Paused {
+			paused.Store(true)
+		}
+		ps := st.PeerStatus
+		ps.Member = a.String()
+		return ps
+	}))
+	gs.Paused = paused.Load()
+	gs.Via = "each agent's /status: this user cannot read " + cfg.Auth.PasswordFile + " (as root, status asks redis and the sentinels themselves)"
+	return gs
+}
+
 // probeGroup asks every peer's redis and sentinel in parallel, each bounded.
 func probeGroup(ctx context.Context, cfg *config.Config) GroupStatus {
+	gs := summarize(cfg, askMembers(ctx, cfg, func(ctx context.Context, a wire.Addr) PeerStatus {
+		return probePeer(ctx, cfg, a)
+	}))
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	gs.Paused, gs.PausedUntil = readGroupPause(pctx, cfg, gs)
+	return gs
+}
+
+// askMembers asks every member of the group in parallel, within 2 s in all.
+func askMembers(ctx context.Context, cfg *config.Config, ask func(context.Context, wire.Addr) PeerStatus) []PeerStatus {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	addrs := cfg.Members()
 	peers := make([]PeerStatus, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			peers[i] = probePeer(ctx, cfg, a)
-		}()
+		wg.Go(func() { peers[i] = ask(ctx, a) })
 	}
 	wg.Wait()
-	gs := summarize(cfg, peers)
-	gs.Paused, gs.PausedUntil = readGroupPause(ctx, cfg, gs)
-	return gs
+	return peers
 }
 
 // readGroupPause reads the pause from the master, else from the first box
@@ -153,6 +198,15 @@ func probePeer(ctx context.Context, cfg *config.Config, a wire.Addr) PeerStatus 
 		ps.Error = err.Error()
 		if m := speaksMismatch(ctx, cfg, a); m != "" {
 			ps.Error = m
+		} else if errors.Is(err, syscall.ECONNREFUSED) {
+			// The box is up but its redis is not: its agent may know why, in
+			// redis' own words on its last exit. (A box that does not answer
+			// at all is not asked again.)
+			actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			if st, err := peerBoxStatus(actx, cfg, a); err == nil && strings.HasPrefix(st.Status, "redis ") {
+				ps.Error = "its agent says: " + st.Status
+			}
+			cancel()
 		}
 	} else {
 		ps.Reachable = true
@@ -228,6 +282,8 @@ func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
 	for i := range peers {
 		p := &peers[i]
 		switch {
+		case !p.Reachable && strings.HasPrefix(p.Error, "its agent says: "):
+			problems = append(problems, p.Member+" unreachable: "+p.Error)
 		case !p.Reachable && strings.Contains(p.Error, "tls.enabled differs"):
 			problems = append(problems, p.Error)
 		case !p.Reachable:
@@ -264,6 +320,9 @@ func summarize(cfg *config.Config, peers []PeerStatus) GroupStatus {
 }
 
 func printStatus(out io.Writer, gs GroupStatus) {
+	if gs.Via != "" {
+		fmt.Fprintf(out, "(from %s)\n", gs.Via)
+	}
 	fmt.Fprintf(out, "Group %q · master %s · sentinels %d/%d agree (quorum %d)",
 		gs.Name, orDash(gs.Master), gs.SentinelsAgree, gs.Sentinels, gs.Quorum)
 	if gs.VIP != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -82,8 +83,8 @@ func (n *node) switchover(ctx context.Context, to string) (SwitchoverResult, err
 
 	// Sentinel picks the replica itself; the others step aside for the
 	// duration (replica-priority 0 = never promoted) so it picks ours.
-	restore, held, err := n.holdOthers(ctx, cfg, role, target)
-	defer restore()
+	held, err := n.holdOthers(ctx, cfg, role, target)
+	defer held.restore(ctx, n.log)
 	if err != nil {
 		return res, fmt.Errorf("switchover: %w", err)
 	}
@@ -188,26 +189,20 @@ func pickTarget(cfg *config.Config, role wire.Role, to string) (wire.Addr, error
 	return best.Addr, nil
 }
 
-// holdOthers sets replica-priority 0 on every replica but the target and
-// returns the function that puts each one's own priority back, and the
-// replicas it held.
-func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Role, target wire.Addr) (func(), []wire.Addr, error) {
-	type held struct {
-		c    *sentinel.Redis
-		prio string
-	}
-	var hs []held
-	var addrs []wire.Addr
-	restore := func() {
-		for _, h := range hs {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
-			if err := h.c.Set(rctx, "replica-priority", h.prio); err != nil {
-				n.log.Warn("switchover: restore replica-priority", "err", err)
-			}
-			cancel()
-			h.c.Close()
-		}
-	}
+// holds are the replicas a switchover set to replica-priority 0 so that
+// Sentinel promotes its target, each with the priority to put back.
+type holds []hold
+
+type hold struct {
+	addr wire.Addr
+	c    *sentinel.Redis
+	prio string
+}
+
+// holdOthers sets replica-priority 0 on every replica but the target.
+// The caller restores them.
+func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Role, target wire.Addr) (holds, error) {
+	var hs holds
 	for _, r := range role.Replicas {
 		if r.Addr == target {
 			continue
@@ -216,12 +211,40 @@ func (n *node) holdOthers(ctx context.Context, cfg *config.Config, role wire.Rol
 		prio, err := c.HoldPriority(ctx)
 		if err != nil {
 			c.Close()
-			return restore, nil, fmt.Errorf("hold replica %s: %w", r.Addr, err)
+			return hs, fmt.Errorf("hold replica %s: %w", r.Addr, err)
 		}
-		hs = append(hs, held{c, prio})
-		addrs = append(addrs, r.Addr)
+		hs = append(hs, hold{r.Addr, c, prio})
 	}
-	return restore, addrs, nil
+	return hs, nil
+}
+
+// reassert sets replica-priority 0 again on a held replica that Sentinel
+// sees at another: that replica's own agent, started a moment before the
+// switchover, applies its configured priority once at its first round.
+func (hs holds) reassert(ctx context.Context, addr wire.Addr) {
+	for _, h := range hs {
+		if h.addr == addr {
+			rctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			_ = h.c.Set(rctx, "replica-priority", "0")
+			cancel()
+		}
+	}
+}
+
+// restore puts each held replica's own priority back.
+func (hs holds) restore(ctx context.Context, log *slog.Logger) {
+	for _, h := range hs {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		if err := h.c.Set(rctx, "replica-priority", h.prio); err != nil {
+			log.Warn("switchover: restore replica-priority", "replica", h.addr, "err", err)
+		}
+		cancel()
+		h.c.Close()
+	}
+}
+
+func (hs holds) held(addr wire.Addr) bool {
+	return slices.ContainsFunc(hs, func(h hold) bool { return h.addr == addr })
 }
 
 // waitCaughtUp waits until the target has processed everything the paused
@@ -277,7 +300,7 @@ const (
 // switchover is refused), then until its last INFO of the target is infoAge
 // old. Failing to time the INFO only makes the pause longer, never less
 // safe: it goes on.
-func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name string, target wire.Addr, held []wire.Addr) error {
+func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name string, target wire.Addr, held holds) error {
 	ctx, cancel := context.WithTimeout(ctx, sentinelWaitMax)
 	defer cancel()
 	aside := false
@@ -292,8 +315,11 @@ func (n *node) waitForSentinel(ctx context.Context, sc *sentinel.Sentinel, name 
 			switch {
 			case r.Addr == target:
 				age = r.InfoAge
-			case r.Priority != 0 && slices.Contains(held, r.Addr):
+			case r.Priority != 0 && held.held(r.Addr):
 				ready = false
+				// Sentinel's view lags its INFO period; setting 0 again
+				// on a replica already at 0 costs one round trip.
+				held.reassert(ctx, r.Addr)
 			}
 		}
 		if age < 0 {

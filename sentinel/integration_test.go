@@ -157,10 +157,7 @@ func TestIntegrationFailover(t *testing.T) {
 	scs := make([]*Sentinel, len(sentinels))
 	stops := make([]func(), len(sentinels))
 	for i, s := range sentinels {
-		id, err := NewMyID()
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := DeriveMyID(name, s)
 		dir := t.TempDir()
 		confs[i] = SentinelConf{
 			Name: name, Port: s.Port, Bind: []string{"127.0.0.1"}, Announce: s, Dir: dir,
@@ -238,6 +235,60 @@ func TestIntegrationFailover(t *testing.T) {
 		if _, _, err := scs[0].Usable(ctxTimeout(t, time.Second), "nope"); !errors.Is(err, wire.ErrNoMaster) {
 			t.Errorf("Usable(nope) = %v, want wire.ErrNoMaster", err)
 		}
+	})
+
+	// What a sentinel remembers, by address, and a reset: it forgets, then
+	// learns the group again (the replica from the master's INFO, the
+	// sentinels from their hello messages).
+	t.Run("KnownAndReset", func(t *testing.T) {
+		knows := func() error {
+			k, err := scs[0].Known(ctxTimeout(t, time.Second), name)
+			if err != nil {
+				return err
+			}
+			var peers []wire.Addr
+			for _, p := range k.Peers {
+				peers = append(peers, p.Addr)
+			}
+			if k.Master != master || len(k.Replicas) != 1 || k.Replicas[0].Addr != replica ||
+				!slices.Equal(sortedAddrs(peers), sentinels[1:]) {
+				return fmt.Errorf("known %+v", k)
+			}
+			return nil
+		}
+		testutil.WaitFor(t, 10*time.Second, "sentinel knows the group", knows)
+		if err := scs[0].Reset(ctxTimeout(t, time.Second), name); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := scs[0].Known(ctxTimeout(t, time.Second), name); err != nil || len(k.Peers) != 0 || k.Master != master {
+			t.Errorf("just reset: %+v, %v; want the master alone", k, err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "sentinel learns the group again", knows)
+		if err := scs[0].Reset(ctxTimeout(t, time.Second), "nope"); err == nil {
+			t.Error("reset of an unknown group: no error")
+		}
+	})
+
+	// The master's view of its replicas' links, and closing one: the
+	// replica connects again by itself.
+	t.Run("LinksAndDrop", func(t *testing.T) {
+		links, err := mc.Links(ctxTimeout(t, time.Second))
+		if err != nil || len(links) != 1 || links[0].Addr != replica || links[0].Lag > 2 {
+			t.Fatalf("Links = %+v, %v; want %v with a lag of a second at most", links, err, replica)
+		}
+		if n, err := mc.DropReplicas(ctxTimeout(t, time.Second), "127.0.0.2"); n != 0 || err != nil {
+			t.Errorf("DropReplicas(another host) = %d, %v", n, err)
+		}
+		if n, err := mc.DropReplicas(ctxTimeout(t, time.Second), replica.Host); n != 1 || err != nil {
+			t.Errorf("DropReplicas(%s) = %d, %v; want 1", replica.Host, n, err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "the replica linked again", func() error {
+			r, err := rc.Role(ctxTimeout(t, time.Second))
+			if err != nil || r.Link != "connected" {
+				return fmt.Errorf("replica %+v, %v", r, err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("Set", func(t *testing.T) {
@@ -457,7 +508,7 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 		Password: testPassword, Persistence: "none", Priority: 100,
 	}), false, master.Port)
 	dir := t.TempDir()
-	id, _ := NewMyID()
+	id := DeriveMyID("hosted", local(17122))
 	startServer(t, dir, "sentinel.conf", RenderSentinel(SentinelConf{
 		Name: "hosted", Port: 17122, Bind: []string{"127.0.0.1"}, Dir: dir,
 		Master: wire.Addr{Host: "localhost", Port: master.Port}, Quorum: 1,
@@ -490,6 +541,10 @@ func TestIntegrationSentinelHostname(t *testing.T) {
 	if err := monitor(ctx, sc.c, "byname", wire.Addr{Host: "localhost", Port: master.Port}, 1); err != nil {
 		t.Error(err)
 	}
+}
+
+func sortedAddrs(as []wire.Addr) []wire.Addr {
+	return slices.SortedFunc(slices.Values(as), func(a, b wire.Addr) int { return strings.Compare(a.String(), b.String()) })
 }
 
 func countPrefix(lines []string, prefix string) int {

@@ -102,6 +102,98 @@ func (r *Redis) Loading(ctx context.Context) (bool, error) {
 	return false, errors.New("info persistence: no loading field")
 }
 
+// Keys counts the keys of every database (INFO keyspace).
+func (r *Redis) Keys(ctx context.Context) (int64, error) {
+	info, err := r.c.Info(ctx, "keyspace").Result()
+	if err != nil {
+		return 0, fmt.Errorf("info keyspace: %w", err)
+	}
+	var n int64
+	for l := range strings.Lines(info) {
+		// db0:keys=10000,expires=0,avg_ttl=0
+		_, rest, ok := strings.Cut(strings.TrimSpace(l), ":keys=")
+		if !ok || !strings.HasPrefix(strings.TrimSpace(l), "db") {
+			continue
+		}
+		k, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.ParseInt(k, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("info keyspace: %q", l)
+		}
+		n += v
+	}
+	return n, nil
+}
+
+// Links lists the replicas a master reports (INFO replication) with their
+// lag.
+func (r *Redis) Links(ctx context.Context) ([]wire.Link, error) {
+	info, err := r.c.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil, fmt.Errorf("info replication: %w", err)
+	}
+	var out []wire.Link
+	for k, v := range infoFields(info) {
+		if !strings.HasPrefix(k, "slave") {
+			continue
+		}
+		// slave0:ip=10.0.0.2,port=6379,state=online,offset=123,lag=0
+		f := map[string]string{}
+		for kv := range strings.SplitSeq(v, ",") {
+			if a, b, ok := strings.Cut(kv, "="); ok {
+				f[a] = b
+			}
+		}
+		port, err1 := strconv.Atoi(f["port"])
+		lag, err2 := strconv.Atoi(f["lag"])
+		if f["ip"] == "" || err1 != nil || err2 != nil {
+			continue // slave_read_repl_offset and the like
+		}
+		out = append(out, wire.Link{Addr: wire.Addr{Host: f["ip"], Port: port}, Lag: lag})
+	}
+	return out, nil
+}
+
+// DropReplicas closes the replication links of the replicas connected from
+// host (CLIENT LIST TYPE replica, CLIENT KILL ID): a master otherwise keeps
+// listing a replica gone without a word until repl-timeout. It returns how
+// many it closed. A replica still running connects again at once.
+func (r *Redis) DropReplicas(ctx context.Context, host string) (int, error) {
+	list, err := r.c.Do(ctx, "CLIENT", "LIST", "TYPE", "replica").Text()
+	if err != nil {
+		return 0, fmt.Errorf("client list: %w", err)
+	}
+	n := 0
+	for l := range strings.Lines(list) {
+		var id, addr string
+		for f := range strings.FieldsSeq(l) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			} else if v, ok := strings.CutPrefix(f, "addr="); ok {
+				addr = v
+			}
+		}
+		if h, _, ok := splitHostPortLoose(addr); !ok || h != host {
+			continue
+		}
+		if err := r.c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+			return n, fmt.Errorf("client kill %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// splitHostPortLoose splits CLIENT LIST's addr (host:port, the host an
+// IPv6 address without brackets).
+func splitHostPortLoose(addr string) (string, string, bool) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	return addr[:i], addr[i+1:], true
+}
+
 // Ping checks that the server answers.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.c.Ping(ctx).Err(); err != nil {
@@ -245,4 +337,14 @@ func toInt(v any) (int64, error) {
 		return strconv.ParseInt(x, 10, 64)
 	}
 	return 0, fmt.Errorf("not a number: %T", v)
+}
+
+func infoFields(info string) map[string]string {
+	m := map[string]string{}
+	for l := range strings.Lines(info) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
 }

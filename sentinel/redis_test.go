@@ -98,17 +98,3 @@ func TestClientFailsFast(t *testing.T) {
 		t.Errorf("Role on a closed port took %v", d)
 	}
 }
-
-func TestParseServer(t *testing.T) {
-	info := "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\nrun_id:abc\r\nexecutable:/usr/bin/redis-server\r\nconfig_file:/var/lib/redis-ha/redis.conf\r\n"
-	s, err := parseServer(info)
-	want := Server{PID: 4242, ConfigFile: "/var/lib/redis-ha/redis.conf", RunID: "abc"}
-	if err != nil || s != want {
-		t.Errorf("parseServer = %+v, %v; want %+v", s, err, want)
-	}
-	for _, bad := range []string{"", "# Server\r\nprocess_id:x\r\n"} {
-		if _, err := parseServer(bad); err == nil {
-			t.Errorf("parseServer(%q) succeeded", bad)
-		}
-	}
-}

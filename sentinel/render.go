@@ -267,9 +267,13 @@ type SentinelConf struct {
 	State []string
 	// KnownReplicas are the group's other boxes, announced to Sentinel as
 	// replicas before it has seen them (the master itself is skipped).
+	// When set, a remembered replica that is none of them is dropped.
 	KnownReplicas []wire.Addr
-	TLS           *TLSFiles // nil = plain text
-	ACL           *ACL      // nil = sentinels and redis authenticate with Password
+	// Sentinels are the group's sentinels; when set, a remembered sentinel
+	// that is none of them is dropped.
+	Sentinels []wire.Addr
+	TLS       *TLSFiles // nil = plain text
+	ACL       *ACL      // nil = sentinels and redis authenticate with Password
 }
 
 // Options are the group's settings a running sentinel takes with SENTINEL
@@ -356,7 +360,11 @@ func (c SentinelConf) Directives() []Directive {
 		// role master and tell it to replicate from itself
 		// (+convert-to-slave): every write refused until the other
 		// sentinels fail over again.
-		if !replicaLineOf(l, c.Master) {
+		//
+		// And a box removed from cluster.peers since is no member: loaded
+		// again, it would count in this sentinel's majority (a dead voter)
+		// until the next SENTINEL RESET.
+		if !replicaLineOf(l, c.Master) && !c.removed(l) {
 			add(Directive{Value: l, Decided: true})
 		}
 	}
@@ -379,14 +387,44 @@ func RenderSentinel(c SentinelConf) []byte { return render(c.Directives()) }
 // replicaLineOf reports whether l is a known-replica (or known-slave) line
 // naming master.
 func replicaLineOf(l string, master wire.Addr) bool {
+	kind, a, ok := knownLine(l)
+	return ok && kind == "known-replica" && a == master
+}
+
+// removed reports whether l remembers a replica or a sentinel that is not
+// one of the group's (KnownReplicas, Sentinels), where those are given.
+func (c SentinelConf) removed(l string) bool {
+	kind, a, ok := knownLine(l)
+	switch {
+	case !ok:
+		return false
+	case kind == "known-replica" && c.KnownReplicas != nil:
+		return !slices.Contains(c.KnownReplicas, a)
+	case kind == "known-sentinel" && c.Sentinels != nil:
+		return !slices.Contains(c.Sentinels, a)
+	}
+	return false
+}
+
+// knownLine reads a known-replica (or known-slave) or known-sentinel line:
+// its kind ("known-replica" for both spellings) and the address it names.
+func knownLine(l string) (kind string, a wire.Addr, ok bool) {
 	args, ok := splitArgs(l)
-	if !ok || len(args) != 5 || !strings.EqualFold(args[0], "sentinel") {
-		return false
+	if !ok || len(args) < 5 || !strings.EqualFold(args[0], "sentinel") {
+		return "", a, false
 	}
-	if kind := strings.ToLower(args[1]); kind != "known-replica" && kind != "known-slave" {
-		return false
+	switch kind = strings.ToLower(args[1]); {
+	case (kind == "known-replica" || kind == "known-slave") && len(args) == 5:
+		kind = "known-replica"
+	case kind == "known-sentinel" && len(args) == 6:
+	default:
+		return "", a, false
 	}
-	return args[3] == master.Host && args[4] == strconv.Itoa(master.Port)
+	port, err := strconv.Atoi(args[4])
+	if err != nil {
+		return "", a, false
+	}
+	return kind, wire.Addr{Host: args[3], Port: port}, true
 }
 
 // CheckPassword reports whether pw survives a round trip through Sentinel's

@@ -98,6 +98,22 @@ func TestRenderSentinel(t *testing.T) {
 		"sentinel current-epoch 3",
 	}
 	rejoin.KnownReplicas = []wire.Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.7", Port: 6379}}
+	// 10.0.0.7 was replaced by 10.0.0.8 in cluster.peers: its replica and
+	// its sentinel are no members any more and are not loaded again; a
+	// remembered member is kept, the new box announced.
+	removed := base
+	removed.State = []string{
+		"sentinel config-epoch mym 3",
+		"sentinel known-replica mym 10.0.0.7 6379",
+		"sentinel known-slave mym 10.0.0.7 6379",
+		"sentinel known-replica mym 10.0.0.5 6379",
+		"sentinel known-sentinel mym 10.0.0.7 26379 1123456789abcdef0123456789abcdef01234567",
+		"sentinel known-sentinel mym 10.0.0.7 0 2123456789abcdef0123456789abcdef01234567",
+		"sentinel known-sentinel mym 10.0.0.6 26379 3123456789abcdef0123456789abcdef01234567",
+		"sentinel current-epoch 3",
+	}
+	removed.KnownReplicas = []wire.Addr{{Host: "10.0.0.5", Port: 6379}, {Host: "10.0.0.6", Port: 6379}, {Host: "10.0.0.8", Port: 6379}}
+	removed.Sentinels = []wire.Addr{{Host: "10.0.0.5", Port: 26379}, {Host: "10.0.0.6", Port: 26379}, {Host: "10.0.0.8", Port: 26379}}
 	tests := []struct {
 		golden string
 		conf   SentinelConf
@@ -105,6 +121,7 @@ func TestRenderSentinel(t *testing.T) {
 		{"sentinel-ip.conf", base},
 		{"sentinel-hostname-state.conf", withState},
 		{"sentinel-rejoin.conf", rejoin},
+		{"sentinel-removed.conf", removed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {

@@ -152,11 +152,51 @@ func (s *Sentinel) State(ctx context.Context, name string) (wire.SentinelState, 
 		return st, fmt.Errorf("sentinel sentinels %s: %w", name, noMaster(err))
 	}
 	for _, p := range peers {
-		pf := strings.Split(p["flags"], ",")
-		down := slices.Contains(pf, "s_down") || slices.Contains(pf, "o_down") || slices.Contains(pf, "disconnected")
-		st.Peers = append(st.Peers, wire.PeerState{RunID: p["runid"], Down: down})
+		st.Peers = append(st.Peers, peerState(p))
 	}
 	return st, nil
+}
+
+// peerState reads one entry of SENTINEL SENTINELS or SENTINEL REPLICAS.
+func peerState(p map[string]string) wire.PeerState {
+	port, _ := strconv.Atoi(p["port"])
+	f := strings.Split(p["flags"], ",")
+	down := slices.Contains(f, "s_down") || slices.Contains(f, "o_down") || slices.Contains(f, "disconnected")
+	return wire.PeerState{Addr: wire.Addr{Host: p["ip"], Port: port}, RunID: p["runid"], Down: down}
+}
+
+// Known is State with the replicas the sentinel knows (SENTINEL REPLICAS):
+// everything it remembers of the group, for telling removed boxes from the
+// configured ones.
+func (s *Sentinel) Known(ctx context.Context, name string) (wire.SentinelState, error) {
+	st, err := s.State(ctx, name)
+	if err != nil {
+		return st, err
+	}
+	reps, err := s.c.Replicas(ctx, name).Result()
+	if err != nil {
+		return st, fmt.Errorf("sentinel replicas %s: %w", name, noMaster(err))
+	}
+	for _, r := range reps {
+		st.Replicas = append(st.Replicas, peerState(r))
+	}
+	return st, nil
+}
+
+// Reset makes the sentinel forget the group's replicas and other sentinels
+// and learn them again (SENTINEL RESET): the replicas from the master's
+// INFO, the sentinels from their hello messages. What is gone for good is
+// not learnt again. The name is matched as a glob, and group names hold no
+// glob characters (config validation).
+func (s *Sentinel) Reset(ctx context.Context, name string) error {
+	n, err := s.c.Reset(ctx, name).Result()
+	if err != nil {
+		return fmt.Errorf("sentinel reset %s: %w", name, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("sentinel reset %s: %d groups reset, want 1", name, n)
+	}
+	return nil
 }
 
 // ReplicaView is one replica as a sentinel sees it (SENTINEL REPLICAS).

@@ -3,7 +3,7 @@ package sentinel
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
+	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -114,13 +114,15 @@ func ValidMyID(id string) bool {
 	return true
 }
 
-// NewMyID returns a fresh sentinel id: 40 random hex characters.
-func NewMyID() (string, error) {
-	var b [20]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("new sentinel id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
+// DeriveMyID is the sentinel id of the group's sentinel at addr: 40 hex
+// digits that depend on nothing else. A box re-imaged at the same address
+// (its state directory empty) thus comes back as the same sentinel. A new
+// id there would leave the old one in every other sentinel's memory, with
+// its port set to 0 (+sentinel-invalid-addr), a dead voter in their
+// majority until SENTINEL RESET.
+func DeriveMyID(group string, addr wire.Addr) string {
+	sum := sha1.Sum([]byte("redis-ha-agent sentinel myid\x00" + group + "\x00" + addr.String()))
+	return hex.EncodeToString(sum[:])
 }
 
 // splitArgs splits a config line the way redis's sdssplitargs does: words

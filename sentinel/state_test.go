@@ -95,14 +95,22 @@ sentinel current-epoch 7
 	}
 }
 
-func TestNewMyID(t *testing.T) {
-	a, err := NewMyID()
-	if err != nil {
-		t.Fatal(err)
+func TestDeriveMyID(t *testing.T) {
+	a := DeriveMyID("main", wire.Addr{Host: "10.0.0.5", Port: 26379})
+	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(a) || !ValidMyID(a) {
+		t.Errorf("DeriveMyID = %q: not a sentinel id", a)
 	}
-	b, _ := NewMyID()
-	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(a) || a == b {
-		t.Errorf("NewMyID = %q, %q", a, b)
+	if again := DeriveMyID("main", wire.Addr{Host: "10.0.0.5", Port: 26379}); again != a {
+		t.Errorf("the same sentinel got two ids: %q, %q", a, again)
+	}
+	for _, o := range []string{
+		DeriveMyID("main", wire.Addr{Host: "10.0.0.6", Port: 26379}),
+		DeriveMyID("main", wire.Addr{Host: "10.0.0.5", Port: 26380}),
+		DeriveMyID("other", wire.Addr{Host: "10.0.0.5", Port: 26379}),
+	} {
+		if o == a {
+			t.Errorf("two sentinels share the id %q", a)
+		}
 	}
 }
 

@@ -44,6 +44,7 @@ func adopt(spec Spec, name string, grace time.Duration, log *slog.Logger) (*Proc
 		return nil, fmt.Errorf("adopt %s: pid %d no longer runs %s", name, pid, spec.Path)
 	}
 	p := &Process{name: name, pid: pid, grace: grace, pidFile: spec.PidFile, log: log,
+		parse: spec.ParseLine, warned: ring{keep: warnLines},
 		done: make(chan struct{}), pidfd: pidfd, exe: executable(spec.Path)}
 	read := make(chan struct{})
 	r, err := output(spec.Output)

@@ -13,6 +13,7 @@ import (
 type Exit struct {
 	Err       error         // exit or start error; nil = exit status 0
 	Tail      []string      // last output lines
+	Warnings  []string      // last output lines at warning level or above (Spec.ParseLine)
 	Ran       time.Duration // from start to exit; 0 when the start failed
 	Requested bool          // stopped by Restart() or by Run's context
 }
@@ -186,7 +187,7 @@ func (c *Child) runOnce(ctx context.Context, spec Spec, logger, log *slog.Logger
 		requested = true
 	default:
 	}
-	return Exit{Err: p.Err(), Tail: p.Tail(), Ran: time.Since(started), Requested: requested}, false
+	return Exit{Err: p.Err(), Tail: p.Tail(), Warnings: p.Warnings(), Ran: time.Since(started), Requested: requested}, false
 }
 
 // Keep makes Run, when its context ends, leave the running process running instead of

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 const (
 	defaultStopGrace = 10 * time.Second
 	tailLines        = 50
+	warnLines        = 3
 	maxLine          = 4 << 10
 	// drainTimeout bounds how long an exited child's output is read after its group was
 	// killed: only a process that left the group (setsid) can still hold the pipe open.
@@ -42,6 +44,11 @@ type Spec struct {
 	// the same executable is a leftover of a crashed agent: Start stops its group first, unless
 	// it is the one to adopt.
 	PidFile string
+
+	// ParseLine, when set, reads one output line: the level to log it at and the message,
+	// the line without what the log adds itself (the child's own timestamp). nil = the line
+	// as it is, at info.
+	ParseLine func(line string) (slog.Level, string)
 	// Output, when set, is a named pipe (created if missing) for the child's stdout and
 	// stderr instead of an anonymous pipe: the child keeps it when the agent goes, and the
 	// agent that adopts the child opens it again and goes on logging its lines.
@@ -64,7 +71,9 @@ type Process struct {
 	// started the process; nil when adopted.
 	exeAtStart *fileID
 	log        *slog.Logger
+	parse      func(string) (slog.Level, string)
 	tail       ring
+	warned     ring // the lines at warning or above, of which warnLines are kept
 	done       chan struct{}
 	err        error // written before done is closed
 
@@ -143,6 +152,8 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 		pidFile: spec.PidFile,
 		cmd:     cmd,
 		log:     log,
+		parse:   spec.ParseLine,
+		warned:  ring{keep: warnLines},
 		done:    make(chan struct{}),
 	}
 	if id, err := statID(p.exe); err == nil {
@@ -182,8 +193,12 @@ func (p *Process) Err() error {
 	}
 }
 
-// Tail returns the last 50 lines the child wrote to stdout or stderr.
+// Tail returns the last 50 lines the child wrote to stdout or stderr (as ParseLine left them).
 func (p *Process) Tail() []string { return p.tail.lines() }
+
+// Warnings returns the last 3 lines the child wrote at warning level or above (by
+// ParseLine): the child's own account of why it failed, where it gives one.
+func (p *Process) Warnings() []string { return p.warned.lines() }
 
 // Signal sends sig to the child's whole process group. It returns os.ErrProcessDone once the
 // child has been reaped.
@@ -330,23 +345,38 @@ func (p *Process) readOutput(r io.Reader, done chan<- struct{}) {
 			continue // the rest of a long line is dropped
 		}
 		if s := strings.TrimRight(string(line), "\r"); s != "" {
-			p.log.Info(s)
+			level := slog.LevelInfo
+			if p.parse != nil {
+				level, s = p.parse(s)
+			}
+			p.log.Log(context.Background(), level, s)
 			p.tail.add(s)
+			if level >= slog.LevelWarn {
+				p.warned.add(s)
+			}
 		}
 		line = line[:0]
 	}
 }
 
-// ring keeps the last tailLines lines.
+// ring keeps the last keep lines (tailLines when keep is 0).
 type ring struct {
-	mu  sync.Mutex
-	buf [tailLines]string
-	n   int // lines ever added
+	mu   sync.Mutex
+	keep int
+	buf  [tailLines]string
+	n    int // lines ever added
+}
+
+func (r *ring) size() int {
+	if r.keep > 0 && r.keep < tailLines {
+		return r.keep
+	}
+	return tailLines
 }
 
 func (r *ring) add(s string) {
 	r.mu.Lock()
-	r.buf[r.n%tailLines] = s
+	r.buf[r.n%r.size()] = s
 	r.n++
 	r.mu.Unlock()
 }
@@ -354,10 +384,10 @@ func (r *ring) add(s string) {
 func (r *ring) lines() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := min(r.n, tailLines)
+	k := min(r.n, r.size())
 	out := make([]string, 0, k)
 	for i := r.n - k; i < r.n; i++ {
-		out = append(out, r.buf[i%tailLines])
+		out = append(out, r.buf[i%r.size()])
 	}
 	return out
 }

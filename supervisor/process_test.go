@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,19 +96,58 @@ func abbrev(lines []string) []string {
 }
 
 func TestRing(t *testing.T) {
-	for _, n := range []int{0, 1, tailLines - 1, tailLines, tailLines + 1, 3*tailLines + 7} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			var r ring
-			var want []string
-			for i := range n {
-				r.add(strconv.Itoa(i))
-				want = append(want, strconv.Itoa(i))
-			}
-			want = want[max(0, n-tailLines):]
-			if got := r.lines(); !slices.Equal(got, want) {
-				t.Errorf("lines() = %q, want %q", got, want)
-			}
-		})
+	for _, keep := range []int{0, warnLines} {
+		size := tailLines
+		if keep > 0 {
+			size = keep
+		}
+		for _, n := range []int{0, 1, size - 1, size, size + 1, 3*size + 7} {
+			t.Run(fmt.Sprintf("keep %d, %d lines", keep, n), func(t *testing.T) {
+				r := ring{keep: keep}
+				var want []string
+				for i := range n {
+					r.add(strconv.Itoa(i))
+					want = append(want, strconv.Itoa(i))
+				}
+				want = want[max(0, n-size):]
+				if got := r.lines(); !slices.Equal(got, want) {
+					t.Errorf("lines() = %q, want %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestParseLine: each line is logged at the level ParseLine gives it, as the
+// message it returns, and the warnings are kept apart for the exit's reason.
+func TestParseLine(t *testing.T) {
+	logger, logs := newLogger()
+	spec := sh(`echo "W one"; echo "I two"; echo "W three"; echo "E four"; echo "W five"; echo "I six"`)
+	spec.Name = "parsed"
+	spec.ParseLine = func(line string) (slog.Level, string) {
+		level := map[byte]slog.Level{'W': slog.LevelWarn, 'E': slog.LevelError}[line[0]]
+		return level, line[2:]
+	}
+	p, err := Start(spec, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, p)
+	var got []string
+	for _, r := range logs.records(t) {
+		if r["component"] == "parsed" {
+			got = append(got, fmt.Sprint(r["level"], " ", r["msg"]))
+		}
+	}
+	want := []string{"WARN one", "INFO two", "WARN three", "ERROR four", "WARN five", "INFO six"}
+	if !slices.Equal(got, want) {
+		t.Errorf("logged %q, want %q", got, want)
+	}
+	if got, want := p.Tail(), []string{"one", "two", "three", "four", "five", "six"}; !slices.Equal(got, want) {
+		t.Errorf("Tail() = %q, want %q", got, want)
+	}
+	if got, want := p.Warnings(), []string{"three", "four", "five"}; !slices.Equal(got, want) {
+		t.Errorf("Warnings() = %q, want %q", got, want)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	VIP      VIP      `toml:"vip"`
 	Hooks    Hooks    `toml:"hooks"`
+	Log      Log      `toml:"log"`
 	TLS      TLS      `toml:"tls"`
 
 	// Resolved after validation; never read from a file.
@@ -143,6 +145,13 @@ type Hooks struct {
 	OnRoleChange string `toml:"on_role_change"`
 }
 
+// Log is the [log] table.
+type Log struct {
+	// Level is the least severe line logged: "debug", "info", "warning" or
+	// "error". redis' and sentinel's own lines count at the level they carry.
+	Level string `toml:"level"`
+}
+
 // Duration is a time.Duration written as a Go duration string ("5s",
 // "1500ms"). A bare number is refused: "5" would silently mean 5ns.
 type Duration time.Duration
@@ -207,6 +216,9 @@ type Env struct {
 	// LookupIP resolves a peer given as a host name, to tell whether it is
 	// local; nil = host names never count as local.
 	LookupIP func(host string) ([]net.IP, error)
+	// Executable says whether path is an executable file, to pick the
+	// default redis.binary; nil = the first default is taken as it is.
+	Executable func(path string) bool
 }
 
 // DefaultEnv reads the real interfaces and resolver.
@@ -229,5 +241,9 @@ func DefaultEnv() Env {
 			return ips, nil
 		},
 		LookupIP: net.LookupIP,
+		Executable: func(path string) bool {
+			fi, err := os.Stat(path)
+			return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,8 +319,8 @@ func TestShippedFileLoads(t *testing.T) {
 
 // fieldsOf prints the file-backed part of c (Config's own String hides it).
 func fieldsOf(c *Config) string {
-	return fmt.Sprintf("%+v %+v %+v %+v %+v %+v %+v %+v %+v %+v",
-		c.Cluster, c.Node, c.Redis, c.Sentinel, c.Auth, c.Tuning, c.HTTP, c.VIP, c.Hooks, c.TLS)
+	return fmt.Sprintf("%+v %+v %+v %+v %+v %+v %+v %+v %+v %+v %+v",
+		c.Cluster, c.Node, c.Redis, c.Sentinel, c.Auth, c.Tuning, c.HTTP, c.VIP, c.Hooks, c.Log, c.TLS)
 }
 
 // Keys whose default is computed from others: the shipped file shows an
@@ -572,6 +573,41 @@ func TestDefaultsAreUnattributed(t *testing.T) {
 	}
 	if len(probs) != 1 || !strings.HasPrefix(got[0], "<default>: auth.password_file: ") {
 		t.Errorf("problems %q, want one <default>: auth.password_file", got)
+	}
+}
+
+// TestDefaultBinary: redis.binary defaults to redis-server, or to
+// valkey-server on a box that has Valkey alone; a setting always wins.
+func TestDefaultBinary(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		installed []string
+		setting   string
+		want      string
+	}{
+		{"redis only", []string{"/usr/bin/redis-server"}, "", "/usr/bin/redis-server"},
+		{"both", []string{"/usr/bin/redis-server", "/usr/bin/valkey-server"}, "", "/usr/bin/redis-server"},
+		{"valkey only", []string{"/usr/bin/valkey-server"}, "", "/usr/bin/valkey-server"},
+		{"neither: the default, which check reports", nil, "", "/usr/bin/redis-server"},
+		{"set", []string{"/usr/bin/redis-server"}, "/usr/bin/valkey-server", "/usr/bin/valkey-server"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pw := filepath.Join(dir, "password")
+			writeFile(t, pw, testPassword+"\n", 0o640)
+			conf := fmt.Sprintf("auth.password_file = %q\n", pw)
+			if tt.setting != "" {
+				conf += fmt.Sprintf("redis.binary = %q\n", tt.setting)
+			}
+			writeFile(t, filepath.Join(dir, "redis-ha.conf"), conf, 0o644)
+			env := testEnv(nil, nil)
+			env.Executable = func(p string) bool { return slices.Contains(tt.installed, p) }
+			c, err := Load(filepath.Join(dir, "redis-ha.conf"), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "redis.binary", c.Redis.Binary, tt.want)
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
@@ -93,4 +94,24 @@ func (c *Config) Describe() string {
 		return "single-box mode on " + c.Self.String()
 	}
 	return fmt.Sprintf("group %q of %d peers, this node %s, quorum %d", c.Cluster.Name, len(c.Peers), c.Self.String(), c.Quorum)
+}
+
+// LogLevel is log.level as slog's level (validation accepts nothing else).
+func (c *Config) LogLevel() slog.Level {
+	l, _ := logLevel(c.Log.Level)
+	return l
+}
+
+func logLevel(s string) (slog.Level, bool) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warning":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
 }

@@ -75,6 +75,11 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// defaultBinaries are redis.binary's default, in order of preference: the
+// first one installed. Debian 13 packages Valkey beside Redis; a box with
+// Valkey alone runs it without a setting.
+func defaultBinaries() []string { return []string{"/usr/bin/redis-server", "/usr/bin/valkey-server"} }
+
 // defaults returns the defaults of PRODUCT.md. Keys whose default
 // depends on others (quorum, sentinel.port, http.listen, node.announce) stay
 // zero here and are resolved by validation.
@@ -83,7 +88,7 @@ func defaults() *Config {
 		Cluster: Cluster{Name: "main", Peers: []string{}, Mode: ModeSentinel, Replicas: 1},
 		Node:    Node{Priority: 100, DataDir: "/var/lib/redis-ha", RunDir: "/run/redis-ha"},
 		Redis: Redis{
-			Port: 6379, Binary: "/usr/bin/redis-server", Persistence: "aof",
+			Port: 6379, Binary: defaultBinaries()[0], Persistence: "aof",
 			Settings: map[string]string{},
 		},
 		Sentinel: Sentinel{
@@ -97,6 +102,7 @@ func defaults() *Config {
 		Tuning: Tuning{
 			Enabled: true, Somaxconn: 1024, OvercommitMemory: 1, TransparentHugepages: "never",
 		},
+		Log: Log{Level: "info"},
 	}
 }
 
@@ -105,9 +111,35 @@ func defaults() *Config {
 // validates the result and resolves the derived values. Any error is a
 // *Error listing every problem found.
 func Load(path string, env Env) (*Config, error) {
+	c, probs, files := load(path, env)
+	if len(probs) > 0 {
+		return nil, &Error{Problems: sortProblems(probs, files)}
+	}
+	return c, nil
+}
+
+// LoadPublic is Load for a user who may not read the secrets: a
+// configuration whose only problems are that the password file or the TLS
+// key cannot be read for want of permission is returned without them (no
+// password, no certificates), for what needs none: the address of the
+// agents' read-only HTTP API. Any other problem is an error as in Load.
+func LoadPublic(path string, env Env) (*Config, error) {
+	c, probs, files := load(path, env)
+	for _, p := range probs {
+		if !p.access || (p.Key != "auth.password_file" && p.Key != "tls.key_file") {
+			return nil, &Error{Problems: sortProblems(probs, files)}
+		}
+	}
+	c.Password, c.Certs = "", nil
+	return c, nil
+}
+
+// load reads and validates; the problems found, if any, come with the
+// configuration as far as it went.
+func load(path string, env Env) (*Config, []Problem, []string) {
 	files, probs := fileList(path)
 	if len(probs) > 0 {
-		return nil, &Error{Problems: probs}
+		return nil, probs, files
 	}
 	c := defaults()
 	schema := schemaOf(reflect.TypeOf(Config{}))
@@ -140,7 +172,7 @@ func Load(path string, env Env) (*Config, error) {
 		}
 	}
 	if len(probs) > 0 {
-		return nil, &Error{Problems: sortProblems(probs, files)}
+		return c, probs, files
 	}
 	sum.Write([]byte(c.Password))
 	if c.Certs != nil {
@@ -152,7 +184,7 @@ func Load(path string, env Env) (*Config, error) {
 		}
 	}
 	copy(c.Sum[:], sum.Sum(nil))
-	return c, nil
+	return c, nil, files
 }
 
 // Bounds of what Load reads: the shipped file, every key commented, is

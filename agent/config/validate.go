@@ -35,6 +35,7 @@ type facts struct {
 	hostErrs map[string]error
 	password fileFact
 	hook     fileFact
+	binary   string // redis.binary's default: the first of defaultBinaries installed
 	tls      tlsFacts
 }
 
@@ -57,6 +58,15 @@ func gatherFacts(c *Config, env Env) facts {
 				continue
 			}
 			f.hostIPs[p.Host], f.hostErrs[p.Host] = env.LookupIP(p.Host)
+		}
+	}
+	f.binary = defaultBinaries()[0]
+	if env.Executable != nil {
+		for _, b := range defaultBinaries() {
+			if env.Executable(b) {
+				f.binary = b
+				break
+			}
 		}
 	}
 	if pf := c.Auth.PasswordFile; filepath.IsAbs(pf) {
@@ -129,6 +139,9 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 	}
 	checkAbs(v, "node.data_dir", c.Node.DataDir)
 	checkAbs(v, "node.run_dir", c.Node.RunDir)
+	if !v.set("redis.binary") && f.binary != "" {
+		c.Redis.Binary = f.binary
+	}
 	checkAbs(v, "redis.binary", c.Redis.Binary)
 
 	switch c.Redis.Persistence {
@@ -210,6 +223,10 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 	}
 	if i := c.VIP.Interface; i != "" && (len(i) > 15 || i == "." || i == ".." || strings.ContainsAny(i, "/ \t\n:")) {
 		v.add("vip.interface", "%q is not a network interface name", i)
+	}
+
+	if _, ok := logLevel(c.Log.Level); !ok {
+		v.add("log.level", "%q: want \"debug\", \"info\", \"warning\" or \"error\"", c.Log.Level)
 	}
 
 	if h := c.Hooks.OnRoleChange; h != "" {

@@ -3,8 +3,9 @@
 // redis may start again (gate.go), when a master fences itself and when it
 // may lift the fence (fence.go), when this box takes or lets go of the
 // virtual IP (vip.go), when a replica is re-pointed at the master the
-// sentinels name (follow.go), what this box vouches for (view.go), and how
-// the sentinels' answers are counted (votes.go).
+// sentinels name (follow.go), what this box vouches for (view.go), how
+// the sentinels' answers are counted (votes.go), and when the master's agent
+// makes a sentinel forget a box removed from cluster.peers (forget.go).
 //
 // Every decision is a pure function or a small state machine stepped with
 // the time passed in: no sockets, no files, no clock of its own, so that
@@ -43,6 +44,13 @@
 //     master lets go at once; a new primary takes the address only after
 //     two rounds, by which the old one has let go. One round without a
 //     quorum answer does not bounce it.
+//
+// Beside the rounds, every membersEvery on the master, the agent asks every
+// sentinel what it remembers of the group (SENTINEL SENTINELS, REPLICAS) and
+// steps Forget with it: a sentinel that remembers a box no longer in
+// cluster.peers is reset (SENTINEL RESET), one at a time, while a quorum
+// names this box, no failover runs, and the sentinels reset before have
+// learnt the group again.
 //
 // Before any of this, the restart gate decides how redis starts (Gate and
 // ChooseMaster): as the replica of the master the sentinels name; as master

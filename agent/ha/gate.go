@@ -104,13 +104,21 @@ func (g *Gate) Step(now time.Time, self wire.Addr, d Decision, crashed, single b
 }
 
 // Priority is the replica-priority this box's redis runs with: 0 (never
-// promoted) while the group is paused or this box is drained, else the
-// configured node.priority. Sentinel skips a replica of priority 0 whatever
-// asks it to fail over (its own election, SENTINEL FAILOVER from an agent or
-// a human), so it stops every way of promoting a replica at the server, and
-// it lives in redis: a sentinel restarted meanwhile still sees it.
-func Priority(configured int, paused, drained bool) int {
-	if paused || drained {
+// promoted) while the group is paused, this box is drained, or it is an
+// empty replica that has never synced with its master; else the configured
+// node.priority. Sentinel skips a replica of priority 0 whatever asks it to
+// fail over (its own election, SENTINEL FAILOVER from an agent or a human),
+// so it stops every way of promoting a replica at the server, and it lives
+// in redis: a sentinel restarted meanwhile still sees it.
+//
+// An empty replica that never synced is a new or re-imaged box, or a box of
+// a group whose bootstrap primary has not started yet. Sentinel would
+// promote it (its INFO says master_link_down_since_seconds:-1, which passes
+// every check), and the data of the master it replaced, when that comes
+// back, would be wiped by the sync from it: the dataset adopt-data gave the
+// bootstrap primary, for one.
+func Priority(configured int, paused, drained, unsynced bool) int {
+	if paused || drained || unsynced {
 		return 0
 	}
 	return configured

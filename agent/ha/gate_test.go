@@ -116,20 +116,22 @@ func TestRestartGate(t *testing.T) {
 
 func TestPriority(t *testing.T) {
 	tests := []struct {
-		configured      int
-		paused, drained bool
-		want            int
+		configured                int
+		paused, drained, unsynced bool
+		want                      int
 	}{
-		{100, false, false, 100},
-		{100, true, false, 0},
-		{100, false, true, 0},
-		{100, true, true, 0},
-		{0, false, false, 0}, // configured never to be promoted
-		{25, false, false, 25},
+		{100, false, false, false, 100},
+		{100, true, false, false, 0},
+		{100, false, true, false, 0},
+		{100, true, true, false, 0},
+		{100, false, false, true, 0}, // empty, never synced
+		{0, false, false, false, 0},  // configured never to be promoted
+		{25, false, false, false, 25},
 	}
 	for _, tt := range tests {
-		if got := Priority(tt.configured, tt.paused, tt.drained); got != tt.want {
-			t.Errorf("Priority(%d, paused %v, drained %v) = %d, want %d", tt.configured, tt.paused, tt.drained, got, tt.want)
+		if got := Priority(tt.configured, tt.paused, tt.drained, tt.unsynced); got != tt.want {
+			t.Errorf("Priority(%d, paused %v, drained %v, unsynced %v) = %d, want %d",
+				tt.configured, tt.paused, tt.drained, tt.unsynced, got, tt.want)
 		}
 	}
 }

@@ -28,6 +28,10 @@ type Snapshot struct {
 	Peers               int
 	InSync              int // master: replicas that acknowledged the previous observation's offset
 	ReloadErr           string
+	// RedisErr is why redis last exited when nobody asked it to, in its own
+	// words where it gave some ("Can't handle RDB format version 12"); "" once
+	// it runs again.
+	RedisErr string
 	// Paused: the group is in maintenance; PausedUntil is when that ends
 	// by itself (zero: at resume).
 	Paused      bool
@@ -90,8 +94,12 @@ func (v View) Healthy(now time.Time) bool { return v.Fresh(now) && v.S.RedisUp &
 func StatusLine(s Snapshot) string {
 	var parts []string
 	switch {
+	case s.Gated && s.RedisErr != "":
+		parts = append(parts, "redis down ("+s.RedisErr+"): restart gate holds it until the sentinels name a new master")
 	case s.Gated:
 		parts = append(parts, "redis down: restart gate holds it until the sentinels name a new master")
+	case !s.RedisUp && s.RedisErr != "":
+		parts = append(parts, "redis down: "+s.RedisErr)
 	case !s.RedisUp:
 		parts = append(parts, "redis down")
 	case s.Role.Kind == "master" && s.Fenced:

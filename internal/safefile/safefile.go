@@ -38,7 +38,12 @@ const noFollow = syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
 func Open(path string) (*os.File, error) { return openState(path, os.O_RDONLY, 0) }
 
 func openState(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|noFollow, perm)
+	return single(os.OpenFile(path, flag|noFollow, perm))
+}
+
+// single passes on an opened regular file with no other hard link, and
+// closes anything else.
+func single(f *os.File, err error) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +52,14 @@ func openState(path string, flag int, perm fs.FileMode) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// OpenIn opens the file name under r for reading, as Open checks a state
+// file: a regular file with no other hard link. r keeps the path, symlinks
+// included, inside its directory: a directory another user owns (a redis
+// data directory being adopted) cannot make root read anything outside it.
+func OpenIn(r *os.Root, name string) (*os.File, error) {
+	return single(r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0))
 }
 
 // ReadFile reads the state file at path, as Open checks it, up to limit

@@ -91,6 +91,46 @@ func TestStateFiles(t *testing.T) {
 	f.Close()
 }
 
+// A directory being adopted belongs to the redis user: nothing in it may
+// make root read outside it.
+func TestOpenIn(t *testing.T) {
+	dir, _ := plant(t)
+	must(t, os.Symlink("plain", filepath.Join(dir, "inside")))
+	must(t, os.Symlink("../..", filepath.Join(dir, "up")))
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"plain", true},
+		{"inside", true}, // a link to a file of the same directory
+		{"symlink", false},
+		{"up/" + filepath.Base(filepath.Dir(dir)), false},
+		{"hardlink", false},
+		{"fifo", false},
+		{"dir", false},
+	} {
+		withDeadline(t, func() {
+			f, err := OpenIn(r, tc.name)
+			if err == nil {
+				b := make([]byte, 64)
+				n, _ := f.Read(b)
+				f.Close()
+				if strings.Contains(string(b[:n]), "SECRET") {
+					t.Errorf("%s: read the root-only file", tc.name)
+				}
+			}
+			if (err == nil) != tc.ok {
+				t.Errorf("%s: %v; want ok %v", tc.name, err, tc.ok)
+			}
+		})
+	}
+}
+
 func TestReadFileLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
 	must(t, os.WriteFile(path, make([]byte, 101), 0o644))

@@ -5,29 +5,62 @@
 # DPKG_ROOT, set by `dpkg --root` (and by the tests), prefixes paths.
 set -e
 
+unit=redis-ha-agent.service
 root=${DPKG_ROOT:-}
 state=$root/var/lib/redis-ha
 masked=$state/.masked-by-redis-ha
+found=$state/.debian-units-found
 
 case "$1" in
-remove | purge | 0) ;;
+remove | purge) format=deb ;;
+0) format=rpm ;;
 *) exit 0 ;;
 esac
 
 say() { echo "redis-ha-agent: $*"; }
 running() { [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null; }
 
-# Unmask what postinst masked, unless the admin has replaced our mask since.
+# Masks and enablings are symlinks, which systemctl changes without a running systemd
+# too. The distribution's redis units were masked with systemctl, not deb-systemd-helper
+# (postinstall.sh says why), so they are unmasked the same way.
+systemctl_links() { systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} "$@"; }
+# invoke starts a unit (deb: through policy-rc.d), as postinst stopped it.
+invoke() {
+	if [ "$format" = deb ]; then deb-systemd-invoke "$@"; else systemctl "$@"; fi
+}
+
+# Unmask what postinst masked, unless the admin has replaced our mask since; then put
+# the distribution's units back as the first install found them: enabled if they were,
+# started if they ran. An install older than that record leaves them disabled.
 unmask() {
-	[ -f "$masked" ] || return 0
-	if command -v systemctl >/dev/null; then
+	if [ -f "$masked" ] && command -v systemctl >/dev/null; then
 		while read -r u; do
 			[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" = /dev/null ] || continue
-			systemctl ${DPKG_ROOT:+--root="$DPKG_ROOT"} --quiet unmask "$u" &&
-				say "unmasked $u; it stays disabled: systemctl enable --now $u to use it again"
+			if systemctl_links --quiet unmask "$u"; then
+				if [ -f "$found" ]; then say "unmasked $u"; else
+					say "unmasked $u; it stays disabled: systemctl enable --now $u to use it again"
+				fi
+			fi
 		done <"$masked"
 	fi
 	rm -f "$masked"
+	if [ -f "$found" ] && command -v systemctl >/dev/null; then
+		while read -r u enabled active; do
+			# Masked by the admin since: theirs.
+			[ "$(readlink "$root/etc/systemd/system/$u" 2>/dev/null)" != /dev/null ] || continue
+			if [ "$enabled" = enabled ] && systemctl_links --quiet enable "$u"; then
+				say "enabled $u again, as redis-ha-agent found it"
+			fi
+			if [ "$active" != active ] || ! running; then continue; fi
+			if [ "$format" = deb ] && [ "$enabled" != enabled ]; then
+				# deb-systemd-invoke starts enabled units only.
+				say "$u ran, though disabled, when redis-ha-agent was installed: systemctl start $u to run it again"
+			elif invoke start "$u"; then
+				say "started $u again, as redis-ha-agent found it running"
+			fi
+		done <"$found"
+	fi
+	rm -f "$found"
 }
 
 case "$1" in
@@ -38,6 +71,8 @@ remove)
 	fi
 	;;
 purge)
+	# deb-systemd-helper's record of our unit (prerm disabled it already).
+	if command -v deb-systemd-helper >/dev/null; then deb-systemd-helper purge "$unit" || true; fi
 	unmask
 	# dpkg has removed the conffiles; these are the files postinst made.
 	if [ -d "$state" ]; then

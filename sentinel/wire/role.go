@@ -17,6 +17,15 @@ type Replica struct {
 	Offset int64
 }
 
+// Link is one replica's link as its master reports it (INFO replication).
+type Link struct {
+	Addr Addr
+	// Lag is how many seconds since the replica last acknowledged
+	// (REPLCONF ACK, every second). A replica gone without a word (its box
+	// powered off) stays listed until repl-timeout, its lag growing.
+	Lag int
+}
+
 // ErrNoMaster means a sentinel does not monitor the named group.
 var ErrNoMaster = errors.New("sentinel knows no master")
 

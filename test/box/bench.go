@@ -24,7 +24,8 @@ const EnableEnv = "RHA_E2E"
 // ClientAddr is the client namespace's address.
 const ClientAddr = "10.88.0.100"
 
-// Options shape a Bench; the zero value is DefaultImage in DefaultCache.
+// Options shape a Bench; the zero value is DefaultImage (on the suite
+// SuiteEnv names) in DefaultCache.
 type Options struct {
 	Image ImageSpec
 	Cache string
@@ -78,6 +79,10 @@ var processState struct {
 	lock  *os.File
 	count atomic.Int64
 	image sync.Map // ImageSpec key → image dir
+	// build serializes image builds: EnsureImage clears what it takes for
+	// an interrupted build, which a parallel test building another image
+	// would otherwise be.
+	build sync.Mutex
 }
 
 func setupProcess(t testing.TB) error {
@@ -160,7 +165,7 @@ func New(t testing.TB, opts Options) *Bench {
 	t.Helper()
 	Require(t)
 	if opts.Image.Suite == "" {
-		opts.Image = DefaultImage
+		opts.Image = ImageFor(Suite())
 	}
 	if opts.Cache == "" {
 		opts.Cache = DefaultCache
@@ -195,6 +200,11 @@ func New(t testing.TB, opts Options) *Bench {
 
 func imageFor(ctx context.Context, t testing.TB, opts Options) (string, error) {
 	key := opts.Cache + "\x00" + opts.Image.key()
+	if dir, ok := processState.image.Load(key); ok {
+		return dir.(string), nil
+	}
+	processState.build.Lock()
+	defer processState.build.Unlock()
 	if dir, ok := processState.image.Load(key); ok {
 		return dir.(string), nil
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,14 +26,64 @@ type ImageSpec struct {
 // DefaultImage is a Debian 12 box with Debian's redis preinstalled, so a box
 // can `apt install` the agent's package without any network. redis-sentinel
 // is there because the operators the product is for have it: the package must
-// keep its unit out of the way too.
+// keep its unit out of the way too. man-db reads the package's man pages
+// (and lets systemd-analyze verify check the unit's Documentation=).
 var DefaultImage = ImageSpec{
 	Suite: "bookworm",
 	Packages: []string{
-		"systemd", "systemd-sysv", "dbus", "iproute2", "procps",
+		"systemd", "systemd-sysv", "dbus", "iproute2", "procps", "man-db",
 		"redis-server", "redis-tools", "redis-sentinel",
 	},
 }
+
+// SuiteEnv names the Debian suite of the boxes: bookworm (Debian 12, Redis
+// 7.0) when unset, trixie (Debian 13: Redis 8.0, and Valkey 8.1 beside it).
+const SuiteEnv = "RHA_BOX_SUITE"
+
+// Suite is the suite SuiteEnv selects.
+func Suite() string {
+	if s := os.Getenv(SuiteEnv); s != "" {
+		return s
+	}
+	return DefaultImage.Suite
+}
+
+// ImageFor is DefaultImage on another suite: the same packages, that
+// suite's versions.
+func ImageFor(suite string) ImageSpec {
+	spec := DefaultImage
+	spec.Packages = slices.Clone(DefaultImage.Packages)
+	spec.Suite = suite
+	return spec
+}
+
+// ValkeyImage is a box with Debian's Valkey (server, tools and sentinel)
+// instead of Redis; false on a suite that packages no Valkey (bookworm has
+// it only in backports).
+func ValkeyImage(suite string) (ImageSpec, bool) {
+	if suite == "bookworm" || suite == "bullseye" {
+		return ImageSpec{}, false
+	}
+	return ImageSpec{Suite: suite, Packages: []string{
+		"systemd", "systemd-sysv", "dbus", "iproute2", "procps", "man-db",
+		"valkey-server", "valkey-tools", "valkey-sentinel",
+	}}, true
+}
+
+// BothImage is a box with Debian's Redis and Valkey installed side by side,
+// as Debian 13 allows; false where ValkeyImage is.
+func BothImage(suite string) (ImageSpec, bool) {
+	v, ok := ValkeyImage(suite)
+	if !ok {
+		return v, false
+	}
+	v.Packages = append(v.Packages, "redis-server", "redis-tools", "redis-sentinel")
+	return v, true
+}
+
+// distroUnits are the redis and valkey units of Debian's packages, disabled
+// in an image where they are installed.
+var distroUnits = []string{"redis-server.service", "redis-sentinel.service", "valkey-server.service", "valkey-sentinel.service"}
 
 // imageRecipe is bumped whenever customize changes, so an image built by an
 // older recipe is not reused.
@@ -90,8 +141,17 @@ func EnsureImage(ctx context.Context, cache string, spec ImageSpec, logf func(st
 // its own (each box writes its hostname and machine-id at creation), and a
 // persistent journal so a box's previous boot can be read after a power-off.
 func customize(ctx context.Context, root string) error {
-	if out, err := exec.CommandContext(ctx, "chroot", root, "systemctl", "disable",
-		"redis-server.service", "redis-sentinel.service").CombinedOutput(); err != nil {
+	// Only the units the image has: a Valkey image has no redis-server unit.
+	// (A Redis image disables exactly what recipe 2 did.)
+	disable := []string{"disable"}
+	for _, u := range distroUnits {
+		if _, err := os.Stat(filepath.Join(root, "usr/lib/systemd/system", u)); err == nil {
+			disable = append(disable, u)
+		} else if _, err := os.Stat(filepath.Join(root, "lib/systemd/system", u)); err == nil {
+			disable = append(disable, u)
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "chroot", append([]string{root, "systemctl"}, disable...)...).CombinedOutput(); err != nil {
 		return fmt.Errorf("image: disable debian's redis units: %w\n%s", err, out)
 	}
 	for _, f := range []string{"etc/hostname", "etc/machine-id", "var/lib/dbus/machine-id"} {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,6 +156,47 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("status table exit %d:\n%s", code, table)
 		}
 		t.Logf("status:\n%s", table)
+
+		// A user who may not read the password gets the same group
+		// from the agents' /status, and is told so.
+		binDir, err := os.MkdirTemp("", "rha-nobody-") // t.TempDir's parent is private
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(binDir) })
+		bin := filepath.Join(binDir, "redis-ha-agent")
+		b, err := os.ReadFile(agentBin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, b, 0o755); err != nil || os.Chmod(binDir, 0o755) != nil {
+			t.Fatal(err)
+		}
+		var ngs struct {
+			Master  string `json:"master"`
+			Healthy bool   `json:"healthy"`
+			Via     string `json:"via"`
+			Peers   []struct {
+				Role string `json:"role"`
+			} `json:"peers"`
+		}
+		var nobody []byte
+		// The agents report their last observation (once a second), which
+		// may be a round behind redis and the sentinels asked just now.
+		testutil.WaitFor(t, 10*time.Second, "status --json as nobody healthy", func() error {
+			cmd := exec.Command(bin, "status", "--json", "--config", g.nodes[2].confPath())
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			nobody, _ = cmd.Output() // exit 1 while unhealthy
+			ngs.Healthy = false
+			if err := json.Unmarshal(nobody, &ngs); err != nil || !ngs.Healthy {
+				return fmt.Errorf("%v:\n%s", err, nobody)
+			}
+			return nil
+		})
+		if ngs.Master != master.addr() || len(ngs.Peers) != 3 || !strings.Contains(ngs.Via, "cannot read") {
+			t.Fatalf("status --json as nobody:\n%s", nobody)
+		}
+		t.Logf("status as nobody: master %s, healthy, via %s", ngs.Master, ngs.Via)
 	})
 
 	t.Run("HTTP API: /primary on the master only, /replica on the replicas", func(t *testing.T) {
@@ -381,6 +423,14 @@ func TestGroup(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "refused") {
 			t.Fatalf("switchover to a non-replica: exit %d, want 1 and a refusal:\n%s", code, out)
 		}
+		out, code = cli(t, "switchover", "--json", "--to", "127.0.0.1:1", "--config", g.nodes[2].confPath())
+		var reply struct {
+			Refused bool   `json:"refused"`
+			Error   string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(out), &reply); code != 1 || err != nil || !reply.Refused || reply.Error == "" {
+			t.Fatalf("switchover --json to a non-replica: exit %d, %v, want 1 and {refused: true, error}:\n%s", code, err, out)
+		}
 		w := startWriter(t, g)
 		testutil.WaitUntil(t, 10*time.Second, "writes flowing", func() bool { return w.ackedCount() > 200 })
 		prim := samplePrimaries(g)
@@ -488,16 +538,7 @@ func TestGroup(t *testing.T) {
 		if err := syscall.Kill(master.pid(t, "redis"), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		var newMaster *agentProc
-		testutil.WaitUntil(t, 60*time.Second, "a new master named by the sentinels", func() bool {
-			for _, n := range g.nodes {
-				if n != master && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
-					newMaster = n
-					return true
-				}
-			}
-			return false
-		})
+		newMaster := g.waitNewMaster(t, master, 60*time.Second, "a new master named by the sentinels")
 		t.Logf("new master node %d, %.1fs after the kill", newMaster.i, time.Since(killedAt).Seconds())
 		if m := g.waitConverged(60 * time.Second); m != newMaster {
 			t.Fatalf("converged on node %d, want %d", m.i, newMaster.i)

@@ -181,16 +181,7 @@ func TestPause(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("resume without a master: exit %d", code)
 		}
-		var next *agentProc
-		testutil.WaitUntil(t, 30*time.Second, "a new master after the resume", func() bool {
-			for _, n := range g.nodes {
-				if n != master && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
-					next = n
-					return true
-				}
-			}
-			return false
-		})
+		next := g.waitNewMaster(t, master, 30*time.Second, "a new master after the resume")
 		master.start(t)
 		if m := g.waitConverged(60 * time.Second); m != next {
 			t.Fatalf("converged on node %d, want node %d", m.i, next.i)

@@ -176,7 +176,16 @@ on_role_change = "%s/hook.sh"
 		if t.Failed() {
 			for _, n := range g.nodes {
 				b, _ := os.ReadFile(n.logPath)
-				t.Logf("---- agent %d log ----\n%s", n.i, testutil.Tail(string(b), 80))
+				// The agent's own lines tell the story; redis' and
+				// sentinel's would push them out of a CI log's tail
+				// (RHA_KEEP_LOGS keeps everything).
+				var own strings.Builder
+				for l := range strings.Lines(string(b)) {
+					if !strings.Contains(l, "component=redis") && !strings.Contains(l, "component=sentinel") {
+						own.WriteString(l)
+					}
+				}
+				t.Logf("---- agent %d log, without redis' and sentinel's lines ----\n%s", n.i, testutil.Tail(own.String(), 60))
 				if d := os.Getenv("RHA_KEEP_LOGS"); d != "" {
 					_ = os.WriteFile(filepath.Join(d, fmt.Sprintf("agent%d.log", n.i)), b, 0o644)
 				}
@@ -348,6 +357,23 @@ func (g *group) converged() (master *agentProc, why string) {
 		}
 	}
 	return m, ""
+}
+
+// waitNewMaster waits until a node other than old is master and its own
+// sentinel names it, and returns it.
+func (g *group) waitNewMaster(t *testing.T, old *agentProc, timeout time.Duration, what string) *agentProc {
+	t.Helper()
+	var next *agentProc
+	testutil.WaitUntil(t, timeout, what, func() bool {
+		for _, n := range g.nodes {
+			if n != old && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	return next
 }
 
 func (g *group) waitConverged(timeout time.Duration) *agentProc {

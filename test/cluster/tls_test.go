@@ -98,16 +98,7 @@ func TestTLS(t *testing.T) {
 		if err := syscall.Kill(master.pid(t, "redis"), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		var next *agentProc
-		testutil.WaitUntil(t, 60*time.Second, "a new master", func() bool {
-			for _, n := range g.nodes {
-				if n != master && g.role(n) == "master" && g.sentinelMaster(n) == n.addr() {
-					next = n
-					return true
-				}
-			}
-			return false
-		})
+		next := g.waitNewMaster(t, master, 60*time.Second, "a new master")
 		t.Logf("new master node %d, %.1fs after the kill", next.i, time.Since(killedAt).Seconds())
 		if m := g.waitConverged(60 * time.Second); m != next {
 			t.Fatalf("converged on node %d, want %d", m.i, next.i)

@@ -57,6 +57,13 @@ func newFaultGroupWith(t *testing.T, ctx context.Context, extra string) *faultGr
 	return newFaultGroupOpts(t, ctx, groupOpts{extra: extra})
 }
 
+// newFaultGroupOn is newFaultGroupWith on bench b, whose boxes run the
+// distribution's units before the story (Debian's redis or valkey units).
+func newFaultGroupOn(t *testing.T, ctx context.Context, b *box.Bench, units []string, extra string) *faultGroup {
+	t.Helper()
+	return newFaultGroupOpts(t, ctx, groupOpts{bench: b, units: units, extra: extra})
+}
+
 // newFaultGroupScript is newFaultGroup with the story replaced by script.
 func newFaultGroupScript(t *testing.T, ctx context.Context, script string) *faultGroup {
 	t.Helper()
@@ -68,6 +75,10 @@ type groupOpts struct {
 	extra  string         // shell lines run just before the agent starts
 	script string         // replaces the story entirely (extra is then ignored)
 	setup  func(*box.Box) // run on each box before the story
+	// bench is the bench to boot the boxes on (nil: newBench), units the
+	// distribution's units they run before the story (nil: Debian's redis).
+	bench *box.Bench
+	units []string
 	// tls is the clients' side when the story's drop-ins turn tls.enabled
 	// on; caFile is the CA on the host, for redis-cli in the client
 	// namespace.
@@ -81,10 +92,16 @@ func newFaultGroupOpts(t *testing.T, ctx context.Context, o groupOpts) *faultGro
 	if script == "" {
 		script = strings.Replace(story, "systemctl enable --now", o.extra+"systemctl enable --now", 1)
 	}
-	b := newBench(t)
+	b, units := o.bench, o.units
+	if b == nil {
+		b = newBench(t)
+	}
+	if units == nil {
+		units = debianUnits
+	}
 	boxes := b.Boxes("n1", "n2", "n3")
 	for _, bx := range boxes {
-		debianRedisRunning(t, ctx, bx)
+		unitsRunning(t, ctx, bx, units)
 		if o.setup != nil {
 			o.setup(bx)
 		}

@@ -85,6 +85,22 @@ func TestFreshInstall(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("man pages and completion", func(t *testing.T) {
+		// man as a user runs it (MANWIDTH: no terminal here), and the
+		// completion the binary writes is the one installed.
+		out := must(t, ctx, bx, `MANWIDTH=100 man redis-ha-agent 2>&1 | grep -c '^       redis-ha-agent '
+MANWIDTH=100 man 5 redis-ha.conf 2>&1 | grep -c '^   \['
+redis-ha-agent completion bash | cmp - /usr/share/bash-completion/completions/redis-ha-agent && echo same
+redis-ha-agent completion zsh | cmp - /usr/share/zsh/vendor-completions/_redis-ha-agent && echo same
+systemctl show -P Documentation redis-ha-agent.service`)
+		t.Logf("box %s: verbs in man redis-ha-agent, tables in man 5 redis-ha.conf, completions, Documentation=:\n%s", bx.Name, out)
+		t.Logf("box %s: man redis-ha-agent | head -20:\n%s", bx.Name, must(t, ctx, bx, "MANWIDTH=100 man redis-ha-agent 2>&1 | head -20"))
+		f := strings.Split(strings.TrimSpace(out), "\n")
+		if len(f) != 5 || f[0] == "0" || f[1] == "0" || f[2] != "same" || f[3] != "same" || !strings.Contains(f[4], "man:redis-ha-agent(8)") {
+			t.Errorf("man pages, completions or Documentation= not as installed:\n%s", out)
+		}
+	})
 }
 
 // TestReadyAfterLoad: READY=1 is not sent before redis has loaded its data.

@@ -54,7 +54,14 @@ const (
 // which logs the agent's side of the story when the test fails.
 func newBench(t *testing.T) *box.Bench {
 	t.Helper()
+	return newBenchOf(t, box.ImageSpec{})
+}
+
+// newBenchOf is newBench on boxes of another image (zero: the default).
+func newBenchOf(t *testing.T, image box.ImageSpec) *box.Bench {
+	t.Helper()
 	b := box.New(t, box.Options{
+		Image: image,
 		Diagnose: []string{
 			"systemctl status " + unit + " --no-pager -n 0",
 			"journalctl -b -u " + unit + " --no-pager -n 80 -o short-monotonic",
@@ -115,8 +122,14 @@ func must(t *testing.T, ctx context.Context, bx *box.Box, script string) string 
 // the tutorial-following operator has it: the package must take both over.
 func debianRedisRunning(t *testing.T, ctx context.Context, bx *box.Box) {
 	t.Helper()
-	must(t, ctx, bx, "systemctl enable --now --quiet "+strings.Join(debianUnits, " "))
-	for _, u := range debianUnits {
+	unitsRunning(t, ctx, bx, debianUnits)
+}
+
+// unitsRunning enables and starts the distribution's units on bx.
+func unitsRunning(t *testing.T, ctx context.Context, bx *box.Box, units []string) {
+	t.Helper()
+	must(t, ctx, bx, "systemctl enable --now --quiet "+strings.Join(units, " "))
+	for _, u := range units {
 		if state := isActive(ctx, bx, u); state != "active" {
 			t.Fatalf("box %s: precondition: %s is %s, want active", bx.Name, u, state)
 		}

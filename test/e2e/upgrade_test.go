@@ -96,7 +96,7 @@ func TestUpgradeRemovePurge(t *testing.T) {
 		t.Logf("/var/lib/redis-ha after remove:\n%s", state)
 	})
 
-	t.Run("purge removes state, unmasks debian units", func(t *testing.T) {
+	t.Run("purge removes state, gives debian units back as found", func(t *testing.T) {
 		out := must(t, ctx, bx, "apt purge -y redis-ha-agent 2>&1")
 		t.Logf("apt purge:\n%s", out)
 		for _, gone := range []string{"/var/lib/redis-ha", "/etc/redis-ha/redis-ha.conf", "/etc/redis-ha/password"} {
@@ -104,9 +104,10 @@ func TestUpgradeRemovePurge(t *testing.T) {
 				t.Errorf("%s still there after purge", gone)
 			}
 		}
+		// debianRedisRunning enabled and started them before the install.
 		for _, u := range debianUnits {
-			if e := isEnabled(ctx, bx, u); e == "masked" || e == "masked-runtime" {
-				t.Errorf("%s still %s after purge", u, e)
+			if e, a := isEnabled(ctx, bx, u), isActive(ctx, bx, u); e != "enabled" || a != "active" {
+				t.Errorf("%s %s and %s after purge; the install found it enabled and active", u, e, a)
 			}
 		}
 		left, _, _ := bx.Sh(ctx, "find /etc/redis-ha 2>&1")
