@@ -85,6 +85,17 @@ type instance struct {
 	lastTry  time.Time // the gate's last CLUSTER FAILOVER FORCE
 }
 
+// clusterNodeTimeout is cluster-node-timeout for sentinel.down_after: two
+// thirds of it. A node marks a peer failing once its oldest unanswered ping
+// is node-timeout old, and it pings a peer whose last answer is half a
+// node-timeout old, so a master is marked failing between one and one and a
+// half node-timeouts after it fell silent: at two thirds, within down_after,
+// as Sentinel's down_after bounds the silence it tolerates. The replica's
+// election (0.5–1 s) follows.
+func clusterNodeTimeout(cfg *config.Config) time.Duration {
+	return time.Duration(cfg.Sentinel.DownAfter) * 2 / 3
+}
+
 // Paths of an instance: its own directory in the state directory (data,
 // redis.conf, nodes.conf, the gate's marker), its pid file and output
 // pipe in the runtime directory.
@@ -126,10 +137,8 @@ func clusterRedisConf(cfg *config.Config, a wire.Addr, fenced bool) sentinel.Red
 		MinReplicasMaxLag: 10,
 		TLS:               tlsFiles(cfg),
 		Cluster: &sentinel.ClusterConf{
-			ConfigFile: nodesConf(cfg, a),
-			// Redis Cluster's failure detection is Sentinel's down_after:
-			// a master silent this long is failed over by the others.
-			NodeTimeout: time.Duration(cfg.Sentinel.DownAfter),
+			ConfigFile:  nodesConf(cfg, a),
+			NodeTimeout: clusterNodeTimeout(cfg),
 			BusPort:     config.BusPort(a),
 			AnnounceIP:  a.Host,
 		},

@@ -51,6 +51,10 @@ type ClusterWriter struct {
 	done chan struct{}
 	once sync.Once
 
+	// reloadOnError: ask for a fresh slot map after a failed write (the
+	// tuned client).
+	reloadOnError bool
+
 	mu  sync.Mutex
 	log WriteLog
 }
@@ -66,6 +70,35 @@ func StartCluster(ctx context.Context, t ClusterTarget, rate int) *ClusterWriter
 		Addrs:    t.Addrs,
 		Password: t.Password,
 		Dialer:   t.dialer(),
+	})
+	go w.run(ctx, time.Second/time.Duration(w.log.Rate))
+	return w
+}
+
+// StartClusterTuned is StartCluster through a client tuned to see the
+// servers: short dial and I/O timeouts, a large pool, and its slot map
+// reloaded every half second and after every failed write. go-redis's
+// ClusterClient at its defaults reloads its slot map only on MOVED, ASK or
+// READONLY, or once its map is a minute old (ClusterStateReloadInterval,
+// go-redis#3979): a shard whose master went silent stays out for it until
+// that master answers again, however soon its replica took over. The tuned
+// client's outage is the cluster's: when the new master took its first
+// write.
+func StartClusterTuned(ctx context.Context, t ClusterTarget, rate int) *ClusterWriter {
+	w := &ClusterWriter{stop: make(chan struct{}), done: make(chan struct{}),
+		log: newWriter(rate, ClientTuned).log, reloadOnError: true}
+	w.rdb = redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                      t.Addrs,
+		Password:                   t.Password,
+		Dialer:                     t.dialer(),
+		DialTimeout:                dialTimeout,
+		ReadTimeout:                ioTimeout,
+		WriteTimeout:               ioTimeout,
+		MaxRedirects:               1,
+		ClusterStateReloadInterval: 500 * time.Millisecond,
+		// Writes stuck on a silent master must not take every connection
+		// the slot-map reload needs from that node's pool.
+		PoolSize: poolSize,
 	})
 	go w.run(ctx, time.Second/time.Duration(w.log.Rate))
 	return w
@@ -133,6 +166,9 @@ func (w *ClusterWriter) write(ctx context.Context, seq int64) {
 	r.End = time.Now()
 	if err != nil {
 		r.Err = err.Error()
+		if w.reloadOnError {
+			w.rdb.ReloadState(ctx)
+		}
 	} else {
 		r.Acked = true
 	}
@@ -322,18 +358,15 @@ func (p *probe) clusterConverged(ctx context.Context, addrs []string) ([][3]stri
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, callLimit)
-	slots, err := p.client(addrs[0]).ClusterSlots(cctx).Result()
+	slots, err := masterSlots(cctx, p.client(addrs[0]))
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("cluster slots: %v", err)
+		return nil, fmt.Errorf("cluster shards: %v", err)
 	}
 	served := 0
 	for _, s := range slots {
-		if len(s.Nodes) == 0 {
-			continue
-		}
-		served += s.End - s.Start + 1
-		ranges = append(ranges, [3]string{strconv.Itoa(s.Start), strconv.Itoa(s.End), s.Nodes[0].Addr})
+		served += s.end - s.start + 1
+		ranges = append(ranges, [3]string{strconv.Itoa(s.start), strconv.Itoa(s.end), s.master})
 	}
 	if served != 16384 {
 		return nil, fmt.Errorf("%d of 16384 slots served", served)
@@ -469,20 +502,17 @@ func (p *probe) owners(ctx context.Context, addrs []string) map[int]string {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
-			slots, err := c.ClusterSlots(cctx).Result()
+			slots, err := masterSlots(cctx, c)
 			if err != nil {
 				return
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			for _, s := range slots {
-				if len(s.Nodes) == 0 {
-					continue
+				if votes[s.start] == nil {
+					votes[s.start] = map[string]int{}
 				}
-				if votes[s.Start] == nil {
-					votes[s.Start] = map[string]int{}
-				}
-				votes[s.Start][s.Nodes[0].Addr]++
+				votes[s.start][s.master]++
 			}
 		})
 	}
@@ -498,4 +528,31 @@ func (p *probe) owners(ctx context.Context, addrs []string) map[int]string {
 		out[slot] = best
 	}
 	return out
+}
+
+// slotRange is a range of slots and the master serving it, host:port.
+type slotRange struct {
+	start, end int
+	master     string
+}
+
+// masterSlots is one instance's view of who serves which slots (CLUSTER
+// SHARDS): the ranges of every shard whose master it names.
+func masterSlots(ctx context.Context, c *redis.Client) ([]slotRange, error) {
+	shards, err := c.ClusterShards(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []slotRange
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role != "master" {
+				continue
+			}
+			for _, r := range sh.Slots {
+				out = append(out, slotRange{int(r.Start), int(r.End), net.JoinHostPort(n.IP, strconv.Itoa(int(n.Port)))})
+			}
+		}
+	}
+	return out, nil
 }
