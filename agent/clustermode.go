@@ -151,8 +151,30 @@ func clusterRedisConf(cfg *config.Config, a wire.Addr, fenced bool) sentinel.Red
 
 // runCluster is the daemon in cluster mode; run has loaded the
 // configuration, prepared the directories and tuned the kernel.
+// noSentinelData refuses cluster mode over sentinel mode's data. Sentinel
+// mode keeps its dataset in the state directory itself, cluster mode each
+// instance's in a directory of its own: a box switched to cluster mode over
+// a sentinel group's data would create an empty cluster beside the data,
+// which no client would see again.
+func noSentinelData(cfg *config.Config) error {
+	_, file, err := sentinel.DataRDB(cfg.Node.DataDir)
+	if err != nil {
+		return &refusal{fmt.Errorf("cluster mode: read %s: %w", cfg.Node.DataDir, err)}
+	}
+	if file != "" {
+		return &refusal{fmt.Errorf("cluster mode: %s holds sentinel mode's data (%s); "+
+			"a cluster is created only over empty instances: set cluster.mode back to %q, "+
+			"or move the data files out of %s to start the cluster empty",
+			cfg.Node.DataDir, filepath.Base(file), config.ModeSentinel, cfg.Node.DataDir)}
+	}
+	return nil
+}
+
 func (n *node) runCluster(ctx context.Context, hup <-chan os.Signal) error {
 	cfg := n.config()
+	if err := noSentinelData(cfg); err != nil {
+		return err
+	}
 	c := &clusterAgent{n: n, log: n.log, plan: clusterPlan(cfg), box: clusterPlan(cfg).BoxOf(cfg.Self), ops: make(chan opCall)}
 	c.pool.Use(cfg.Creds())
 	defer c.pool.Close()
