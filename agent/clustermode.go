@@ -155,9 +155,11 @@ func clusterRedisConf(cfg *config.Config, a wire.Addr, fenced bool) sentinel.Red
 // mode keeps its dataset in the state directory itself, cluster mode each
 // instance's in a directory of its own: a box switched to cluster mode over
 // a sentinel group's data would create an empty cluster beside the data,
-// which no client would see again.
+// which no client would see again. The files an empty redis leaves (a box
+// started in single-box mode by the package, then given its drop-in) are
+// no data.
 func noSentinelData(cfg *config.Config) error {
-	_, file, err := sentinel.DataRDB(cfg.Node.DataDir)
+	file, err := sentinel.DataHeld(cfg.Node.DataDir)
 	if err != nil {
 		return &refusal{fmt.Errorf("cluster mode: read %s: %w", cfg.Node.DataDir, err)}
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
@@ -107,6 +109,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level := new(slog.LevelVar) // log.level, once the configuration is read
 		h, journaled := logHandler(stderr, level)
 		err := run(ctx, o.config, config.DefaultEnv(), slog.New(h), level)
+		if errors.Is(err, errModeSwitch) {
+			// The same binary, arguments and environment (NOTIFY_SOCKET
+			// too): systemd keeps the same main process, in its reload.
+			err = syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+			err = fmt.Errorf("start again in the new cluster.mode: %w", err)
+		}
 		if journaled {
 			stderr = journallog.Errors(stderr) // why it stopped, at priority err
 		}

@@ -196,7 +196,9 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 		}
 	}
 
-	n.notify.stopping()
+	if !errors.Is(loopErr, errModeSwitch) { // the same process goes on in the other mode
+		n.notify.stopping()
+	}
 	// A restart of the unit (systemctl restart, a package upgrade) leaves
 	// redis and sentinel serving for the next agent to adopt; a stop takes
 	// them down, the master handing its role over first.
