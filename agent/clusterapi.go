@@ -142,8 +142,8 @@ func writeClusterMetrics(w http.ResponseWriter, p *clusterPub, changes, drift in
 		}
 		return fmt.Sprint(is.Offset)
 	})
-	metric("redis_ha_replication_lag_bytes", "gauge", "Replica: bytes behind its master (-1 unknown).", func(is InstanceStatus) string {
-		if is.Role != "replica" {
+	metric("redis_ha_replication_lag_bytes", "gauge", "Replica: bytes behind its master (left out while unknown).", func(is InstanceStatus) string {
+		if is.Role != "replica" || is.LagBytes < 0 {
 			return ""
 		}
 		return fmt.Sprint(is.LagBytes)

@@ -452,6 +452,7 @@ type OwnerWatch struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	changes []string
+	first   time.Time // of the first change
 }
 
 // WatchOwners starts watching t until Stop.
@@ -468,6 +469,9 @@ func WatchOwners(ctx context.Context, t ClusterTarget) *OwnerWatch {
 			for slot, o := range owners {
 				if prev, ok := last[slot]; ok && prev != o {
 					w.mu.Lock()
+					if len(w.changes) == 0 {
+						w.first = time.Now()
+					}
 					w.changes = append(w.changes, fmt.Sprintf("%s slot %d: %s -> %s", time.Now().Format("15:04:05.000"), slot, prev, o))
 					w.mu.Unlock()
 				}
@@ -489,6 +493,14 @@ func (w *OwnerWatch) Stop() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.changes)
+}
+
+// First is when the first change was seen (polling every 100 ms, as a
+// majority of the instances answered); zero when none was.
+func (w *OwnerWatch) First() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.first
 }
 
 // owners asks every instance for CLUSTER SLOTS and returns, for each range's
