@@ -81,7 +81,7 @@ E2E_PREV  := $(DIST)/e2e-previous
 E2E_FLAGS ?=
 # The test binary's clock includes the wait for the box bench's lock (RHA_LOCK_WAIT):
 # raise both together when another run holds the bench.
-E2E_TIMEOUT ?= 30m
+E2E_TIMEOUT ?= 40m
 
 e2e: deps package ## end-to-end tests: the .deb on Debian boxes booting systemd (root; test/box, test/e2e)
 	@$(MAKE) --no-print-directory package PKG_VERSION='$(PKG_VERSION)~e2e.prev' VERSION='$(VERSION)-e2e.prev' \

@@ -52,6 +52,13 @@ func check(ctx context.Context, path string, asJSON bool, out io.Writer) error {
 		}
 	}()
 	report(true, false, "configuration: %s", cfg.Describe())
+	if cfg.ClusterMode() {
+		clusterCheck(ctx, cfg, report)
+		if failed() {
+			return errUnhealthy
+		}
+		return nil
+	}
 
 	// Which server, and whether it loads the data this box holds.
 	servers := map[string]sentinel.Server{}

@@ -20,6 +20,9 @@ type verb struct {
 	help    string   // what --help adds below the synopsis
 	flags   func(fs *flag.FlagSet, o *opts)
 	run     func(ctx context.Context, o *opts, out io.Writer) error
+	// sentinelOnly: refused in cluster mode, where no Sentinel group exists
+	// to pause, drain or restart through.
+	sentinelOnly bool
 }
 
 func jsonFlag(what string) func(fs *flag.FlagSet, o *opts) {
@@ -53,7 +56,7 @@ var verbs = []verb{
 	{name: "history", summary: "this box's role changes with time, cause and replication offsets",
 		flags: jsonFlag("the changes"),
 		run:   func(_ context.Context, o *opts, out io.Writer) error { return history(o.config, o.json, out) }},
-	{name: "pause", summary: "group-wide maintenance: no automatic failover, fencing or VIP move",
+	{name: "pause", sentinelOnly: true, summary: "group-wide maintenance: no automatic failover, fencing or VIP move",
 		help: "The pause is kept across agent restarts and shows in status, STATUS=, /status and /metrics.",
 		flags: func(fs *flag.FlagSet, o *opts) {
 			fs.DurationVar(&o.pauseFor, "for", 0, "end the pause by itself after this `DURATION` (default: at resume)")
@@ -61,14 +64,14 @@ var verbs = []verb{
 		run: func(ctx context.Context, o *opts, out io.Writer) error {
 			return pauseCmd(ctx, o.config, o.pauseFor, out)
 		}},
-	{name: "resume", summary: "end the pause",
+	{name: "resume", sentinelOnly: true, summary: "end the pause",
 		run: func(ctx context.Context, o *opts, out io.Writer) error { return resumeCmd(ctx, o.config, out) }},
-	{name: "drain", summary: "this box hands off the master role and is never promoted until undrained",
+	{name: "drain", sentinelOnly: true, summary: "this box hands off the master role and is never promoted until undrained",
 		help: "Refused when the group would keep fewer promotable replicas than it needs, or lose its sentinel quorum.",
 		run:  func(ctx context.Context, o *opts, out io.Writer) error { return drainCmd(ctx, o.config, false, out) }},
-	{name: "undrain", summary: "this box may be promoted again (node.priority)",
+	{name: "undrain", sentinelOnly: true, summary: "this box may be promoted again (node.priority)",
 		run: func(ctx context.Context, o *opts, out io.Writer) error { return drainCmd(ctx, o.config, true, out) }},
-	{name: "restart", summary: "restart redis here (a master switches over first), or on every box",
+	{name: "restart", sentinelOnly: true, summary: "restart redis here (a master switches over first), or on every box",
 		flags: func(fs *flag.FlagSet, o *opts) {
 			fs.BoolVar(&o.rolling, "rolling", false, "every box: replicas first, one at a time, each back in sync; one switchover; the old master last")
 			fs.BoolVar(&o.pendingOnly, "pending", false, "only where a restart is pending (a binary replaced on disk, a restart-only setting changed)")
@@ -76,7 +79,7 @@ var verbs = []verb{
 		run: func(ctx context.Context, o *opts, out io.Writer) error {
 			return restartCmd(ctx, o.config, o.rolling, o.pendingOnly, out)
 		}},
-	{name: "adopt-data", args: []string{"DIR"}, summary: "make an existing redis data directory this box's dataset",
+	{name: "adopt-data", sentinelOnly: true, args: []string{"DIR"}, summary: "make an existing redis data directory this box's dataset",
 		help: "Before the group's first start, on the bootstrap primary or a single box (e.g. DIR = /var/lib/redis).\nDIR is copied, never changed; refused whenever the state directory already holds keys.",
 		run: func(ctx context.Context, o *opts, out io.Writer) error {
 			return adoptDataCmd(ctx, o.config, o.arg, out)

@@ -32,25 +32,8 @@ type controlReply struct {
 // serveControl serves the control socket until ctx ends; it returns once the
 // server has stopped.
 func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.Logger) {
-	path := controlPath(cfg)
-	_ = os.Remove(path) // a socket left by a killed agent
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		log.Warn("control socket unavailable: switchover from the CLI will not work", "err", err)
-		return
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		log.Warn("control socket", "err", err)
-	}
 	mux := http.NewServeMux()
-	reply := func(w http.ResponseWriter, what string, reply controlReply, err error) {
-		if err != nil {
-			reply = controlReply{Error: err.Error(), Refused: errors.Is(err, errRefused)}
-			log.Warn(what+" failed", "err", err)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(reply)
-	}
+	reply := controlReplier(log)
 	mux.HandleFunc("POST /switchover", func(w http.ResponseWriter, r *http.Request) {
 		res, err := n.requestSwitchover(r.Context(), r.URL.Query().Get("to"))
 		reply(w, "switchover", controlReply{Result: &res, Message: fmt.Sprintf("switchover: %s -> %s in %s (writes paused %s)",
@@ -68,6 +51,33 @@ func (n *node) serveControl(ctx context.Context, cfg *config.Config, log *slog.L
 		msg, err := n.requestRestart(r.Context(), r.URL.Query().Get("pending") == "true")
 		reply(w, "restart", controlReply{Message: msg}, err)
 	})
+	serveSocket(ctx, controlPath(cfg), mux, log)
+}
+
+// controlReplier writes a control reply, or the error of a refused or
+// failed request.
+func controlReplier(log *slog.Logger) func(w http.ResponseWriter, what string, reply controlReply, err error) {
+	return func(w http.ResponseWriter, what string, reply controlReply, err error) {
+		if err != nil {
+			reply = controlReply{Error: err.Error(), Refused: errors.Is(err, errRefused)}
+			log.Warn(what+" failed", "err", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(reply)
+	}
+}
+
+// serveSocket serves mux on the control socket at path until ctx ends.
+func serveSocket(ctx context.Context, path string, mux *http.ServeMux, log *slog.Logger) {
+	_ = os.Remove(path) // a socket left by a killed agent
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		log.Warn("control socket unavailable: switchover from the CLI will not work", "err", err)
+		return
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		log.Warn("control socket", "err", err)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {

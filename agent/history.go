@@ -26,6 +26,9 @@ type Change struct {
 	Cause        string    `json:"cause"`
 	OffsetBefore int64     `json:"offset_before"` // replication offset last seen in the old role
 	OffsetAfter  int64     `json:"offset_after"`  // first offset seen in the new role
+	// Instance is the redis instance that changed role, in cluster mode
+	// (several per box); "" in sentinel mode (the box's one redis).
+	Instance string `json:"instance,omitempty"`
 }
 
 // roleLog follows this box's role for the history: the last role recorded
@@ -41,6 +44,9 @@ type roleLog struct {
 	cause   string
 	changes int       // recorded since the agent started, for /metrics
 	last    time.Time // of the last change, the history file's included
+	// other is the cause of a change the agent did not make; "" is
+	// Sentinel's (sentinel mode).
+	other string
 }
 
 // restore picks up where the history file ends.
@@ -92,6 +98,9 @@ func (h *roleLog) note(now time.Time, s ha.Snapshot) *Change {
 	cause := h.cause
 	if cause == "" {
 		cause = "reconfigured by Sentinel"
+		if h.other != "" {
+			cause = h.other
+		}
 	}
 	c := &Change{Time: now, From: h.role, To: kind, Master: master.String(), Cause: cause,
 		OffsetBefore: h.offset, OffsetAfter: s.Role.Offset}
@@ -201,8 +210,14 @@ func history(path string, asJSON bool, out io.Writer) error {
 		return enc.Encode(changes)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if cfg.ClusterMode() {
+		fmt.Fprint(tw, "INSTANCE\t")
+	}
 	fmt.Fprintln(tw, "TIME\tFROM\tTO\tMASTER\tOFFSET BEFORE\tOFFSET AFTER\tCAUSE")
 	for _, c := range changes {
+		if cfg.ClusterMode() {
+			fmt.Fprintf(tw, "%s\t", orDash(c.Instance))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", c.Time.Local().Format("2006-01-02 15:04:05.000"),
 			orDash(c.From), c.To, orDash(c.Master), c.OffsetBefore, c.OffsetAfter, c.Cause)
 	}

@@ -191,7 +191,11 @@ func (n *node) serveHTTPOn(ctx context.Context, addr string, log *slog.Logger) {
 	if n.config().Certs != nil {
 		l = tls.NewListener(l, n.httpTLS())
 	}
-	srv := &http.Server{Handler: n.httpHandler(),
+	h := n.handler
+	if h == nil {
+		h = n.httpHandler()
+	}
+	srv := &http.Server{Handler: h,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}

@@ -148,11 +148,15 @@ func (n *node) loop(ctx context.Context, errc <-chan error, hup <-chan os.Signal
 				why = onEvent
 			case <-hup:
 				n.log.Info("SIGHUP: reloading configuration")
-				n.reload(ctx)
+				if err := n.reload(ctx); err != nil {
+					return err
+				}
 				continue
 			case <-changes:
 				n.log.Info("configuration directory changed: reloading")
-				n.reload(ctx)
+				if err := n.reload(ctx); err != nil {
+					return err
+				}
 				continue
 			case call := <-n.ops:
 				if st.switching {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
@@ -95,6 +97,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 1 {
 		o.arg = pos[0]
 	}
+	if v.sentinelOnly {
+		if err := sentinelOnly(name, o.config); err != nil {
+			return exitCode(err, stderr)
+		}
+	}
 	if v.takesConfig() { // a command that talks to redis: no go-redis chatter on stderr
 		sentinel.QuietClientLogs()
 	}
@@ -102,6 +109,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level := new(slog.LevelVar) // log.level, once the configuration is read
 		h, journaled := logHandler(stderr, level)
 		err := run(ctx, o.config, config.DefaultEnv(), slog.New(h), level)
+		if errors.Is(err, errModeSwitch) {
+			// The same binary, arguments and environment (NOTIFY_SOCKET
+			// too): systemd keeps the same main process, in its reload.
+			err = syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+			err = fmt.Errorf("start again in the new cluster.mode: %w", err)
+		}
 		if journaled {
 			stderr = journallog.Errors(stderr) // why it stopped, at priority err
 		}
@@ -157,4 +170,14 @@ func checkConfig(path string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "configuration ok: %d file(s), %s\n", len(cfg.Files), cfg.Describe())
 	return nil
+}
+
+// sentinelOnly refuses the commands that speak to Sentinel in cluster mode.
+// A configuration that does not load is left for the command to report.
+func sentinelOnly(cmd, path string) error {
+	cfg, err := config.Load(path, config.DefaultEnv())
+	if err != nil || !cfg.ClusterMode() {
+		return nil
+	}
+	return fmt.Errorf("%s: not available in cluster mode (cluster.mode = %q)", cmd, cfg.Cluster.Mode)
 }

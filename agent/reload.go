@@ -99,31 +99,49 @@ func configRelevant(path, name string) bool {
 
 // reload re-reads the whole configuration set. An invalid set is refused and
 // the last good configuration stays in force; an unchanged set is a no-op.
-func (n *node) reload(ctx context.Context) {
+//
+// A change of cluster.mode cannot be applied to running children: when the
+// new mode may start here, reload returns errModeSwitch, and the agent stops
+// redis and sentinel and starts again in the new mode, in the same process
+// (systemd sees one reload); the agent in the new mode sends READY=1.
+func (n *node) reload(ctx context.Context) error {
 	n.notify.reloading()
-	// READY=1 ends every reload, refused or not: systemd waits for it.
+	switching := false
+	// READY=1 ends every other reload, refused or not: systemd waits for it.
 	defer func() {
-		s, _ := n.observe(ctx)
-		n.notify.ready(ha.StatusLine(s))
+		if !switching {
+			s, _ := n.observe(ctx)
+			n.notify.ready(ha.StatusLine(s))
+		}
 	}()
 	next, err := config.Load(n.path, n.env)
 	if err != nil {
 		n.log.Error("reload refused; keeping the last good configuration", "err", err)
 		n.st.reloadErr = firstProblem(err)
-		return
+		return nil
 	}
 	cur := n.config()
+	if next.ClusterMode() != cur.ClusterMode() {
+		if err := n.canSwitchMode(ctx, next); err != nil {
+			n.log.Error("reload refused; keeping the last good configuration", "err", err)
+			n.st.reloadErr = err.Error()
+			return nil
+		}
+		n.log.Info("reload: cluster.mode changed; the agent stops redis and sentinel and starts again in the new mode", "mode", next.Cluster.Mode)
+		switching = true
+		return errModeSwitch
+	}
 	if next.Redis.Binary != cur.Redis.Binary {
 		if err := n.checkSwitch(ctx, next); err != nil {
 			n.log.Error("reload refused; keeping the last good configuration", "err", err)
 			n.st.reloadErr = err.Error()
-			return
+			return nil
 		}
 	}
 	n.st.reloadErr = ""
 	if next.Sum == cur.Sum {
 		n.log.Info("reload: configuration unchanged")
-		return
+		return nil
 	}
 	if next.Certs.Same(cur.Certs) {
 		// The same material read again: keep the client configuration, so
@@ -144,6 +162,31 @@ func (n *node) reload(ctx context.Context) {
 			n.log.Warn("reload: acl users not applied yet", "err", err)
 		}
 	}
+	return nil
+}
+
+// errModeSwitch ends the agent's run in one mode for a run in the other
+// (Main starts it again).
+var errModeSwitch = errors.New("cluster.mode changed")
+
+// canSwitchMode says why this box cannot move to next's cluster.mode now:
+// cluster mode starts only over no data, and the data redis holds now would
+// be left behind in sentinel mode's files.
+func (n *node) canSwitchMode(ctx context.Context, next *config.Config) error {
+	if !next.ClusterMode() {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	keys, err := n.local.Redis().Keys(cctx)
+	if err != nil {
+		return fmt.Errorf("cluster.mode: cannot tell whether redis holds data: %w", err)
+	}
+	if keys > 0 {
+		return fmt.Errorf("cluster.mode: this box's redis holds %d keys; a cluster is created only over empty instances: "+
+			"move the data out (or into the cluster once it exists) before switching modes", keys)
+	}
+	return noSentinelData(next)
 }
 
 // checkSwitch refuses a new redis.binary that cannot load this box's data, or

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -71,6 +72,8 @@ type node struct {
 	st loopState // the loop's own; no other goroutine touches it
 
 	api apiProbe // /primary's probes of the local redis, apart from the loop's
+
+	handler http.Handler // the HTTP API's; nil: sentinel mode's (httpHandler)
 }
 
 // run is the daemon: it returns nil on a clean shutdown (ctx cancelled) and an
@@ -122,6 +125,9 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 		n.roles.restore(past)
 	}
 	n.tune(cfg)
+	if cfg.ClusterMode() {
+		return n.runCluster(ctx, hup)
+	}
 	logger.Info("starting", "version", Version, "mode", cfg.Describe())
 
 	// The children get their own contexts so that shutdown can stop sentinel
@@ -190,7 +196,9 @@ func run(ctx context.Context, path string, env config.Env, logger *slog.Logger, 
 		}
 	}
 
-	n.notify.stopping()
+	if !errors.Is(loopErr, errModeSwitch) { // the same process goes on in the other mode
+		n.notify.stopping()
+	}
 	// A restart of the unit (systemctl restart, a package upgrade) leaves
 	// redis and sentinel serving for the next agent to adopt; a stop takes
 	// them down, the master handing its role over first.

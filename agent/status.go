@@ -91,6 +91,8 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 		gs = agentsView(ctx, cfg)
 	case err != nil:
 		return err
+	case cfg.ClusterMode():
+		return clusterStatusCmd(ctx, cfg, asJSON, out)
 	default:
 		gs = probeGroup(ctx, cfg)
 	}

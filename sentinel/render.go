@@ -34,8 +34,9 @@ type RedisConf struct {
 	MinReplicas       int
 	MinReplicasMaxLag int
 	Settings          map[string]string
-	TLS               *TLSFiles // nil = plain text
-	ACL               *ACL      // nil = replication authenticates with Password
+	TLS               *TLSFiles    // nil = plain text
+	ACL               *ACL         // nil = replication authenticates with Password
+	Cluster           *ClusterConf // nil = not a Redis Cluster node (sentinel mode)
 }
 
 // TLSFiles are the files redis and sentinel read their certificate, key
@@ -150,6 +151,9 @@ func (c RedisConf) Directives() []Directive {
 	if c.MinReplicasMaxLag > 0 {
 		add(live("min-replicas-max-lag", strconv.Itoa(c.MinReplicasMaxLag), strconv.Itoa(c.MinReplicasMaxLag)))
 	}
+	if c.Cluster != nil {
+		ds = append(ds, c.Cluster.directives(c.TLS != nil)...)
+	}
 	if c.ReplicaOf != nil {
 		add(Directive{Key: "replicaof", Value: c.ReplicaOf.Host + " " + strconv.Itoa(c.ReplicaOf.Port), Decided: true})
 	}
@@ -157,7 +161,7 @@ func (c RedisConf) Directives() []Directive {
 	for k := range c.Settings {
 		// Validation refuses owned keys; dropping them here as well keeps a
 		// validation slip from producing a second, conflicting directive.
-		if !OwnedRedisKey(k) {
+		if !OwnedRedisKey(k) && (c.Cluster == nil || !OwnedClusterKey(k)) {
 			keys = append(keys, k)
 		}
 	}

@@ -51,7 +51,9 @@ type Cluster struct {
 	Name             string   `toml:"name"`
 	Peers            []string `toml:"peers"`
 	BootstrapPrimary string   `toml:"bootstrap_primary"`
-	Quorum           int      `toml:"quorum"` // 0 = unset; Config.Quorum holds the effective value
+	Quorum           int      `toml:"quorum"`   // 0 = unset; Config.Quorum holds the effective value
+	Mode             string   `toml:"mode"`     // "sentinel" or "cluster" (Redis Cluster)
+	Replicas         int      `toml:"replicas"` // cluster mode: replicas per shard
 }
 
 // Node is the [node] table.

@@ -85,7 +85,7 @@ func defaultBinaries() []string { return []string{"/usr/bin/redis-server", "/usr
 // zero here and are resolved by validation.
 func defaults() *Config {
 	return &Config{
-		Cluster: Cluster{Name: "main", Peers: []string{}},
+		Cluster: Cluster{Name: "main", Peers: []string{}, Mode: ModeSentinel, Replicas: 1},
 		Node:    Node{Priority: 100, DataDir: "/var/lib/redis-ha", RunDir: "/run/redis-ha"},
 		Redis: Redis{
 			Port: 6379, Binary: defaultBinaries()[0], Persistence: "aof",

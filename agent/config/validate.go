@@ -243,6 +243,7 @@ func validate(c *Config, origins keyOrigins, f facts) []Problem {
 			v.add("hooks.on_role_change", "%s: the agent runs it as root, yet %v", h, trustDetail(f.hook.trust))
 		}
 	}
+	validateClusterMode(v, c)
 	return v.probs
 }
 
