@@ -178,21 +178,9 @@ func (c *clusterAgent) serveControl(ctx context.Context) {
 	serveSocket(ctx, controlPath(cfg), mux, c.log)
 }
 
-// request hands an operation to the loop, which runs one at a time, and
-// waits for its result.
+// request hands an operation to the loop and waits for its result.
 func (c *clusterAgent) request(ctx context.Context, run func(context.Context) (string, error)) (string, error) {
-	call := opCall{ctx: ctx, run: run, reply: make(chan opReply, 1)}
-	select {
-	case c.ops <- call:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	select {
-	case r := <-call.reply:
-		return r.msg, r.err
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return sendOp(ctx, c.ops, run)
 }
 
 // reload re-reads the configuration. What the plan is made of (the peers,

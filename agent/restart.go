@@ -184,9 +184,15 @@ func (n *node) requestRestart(ctx context.Context, pendingOnly bool) (string, er
 
 // requestOp hands an operation to the loop and waits for its result.
 func (n *node) requestOp(ctx context.Context, run func(context.Context) (string, error)) (string, error) {
+	return sendOp(ctx, n.ops, run)
+}
+
+// sendOp hands run to the loop reading ops, which runs one operation at a
+// time, and waits for its result.
+func sendOp(ctx context.Context, ops chan<- opCall, run func(context.Context) (string, error)) (string, error) {
 	call := opCall{ctx: ctx, run: run, reply: make(chan opReply, 1)}
 	select {
-	case n.ops <- call:
+	case ops <- call:
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}

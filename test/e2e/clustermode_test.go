@@ -299,22 +299,7 @@ func TestClusterMode(t *testing.T) {
 			}},
 		{name: "agent killed (-9)", lost: 0, failovers: 0,
 			inject: func(t *testing.T, ctx context.Context, cg *clusterGroup) {
-				m := cg.boxes[1]
-				before := show(t, ctx, m, unit, "MainPID")["MainPID"]
-				shIn(t, ctx, m, "kill -9 "+before)
-				err := eventually(ctx, agentLimit, func(ctx context.Context) error {
-					p, err := props(ctx, m, unit, "MainPID", "ActiveState")
-					if err != nil {
-						return err
-					}
-					if p["MainPID"] == before || p["MainPID"] == "0" || p["ActiveState"] != "active" {
-						return fmt.Errorf("box %s: unit %v (killed pid %s)", m.Name, p, before)
-					}
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				killAgent(t, ctx, nil, cg.boxes[1], nil)
 			}},
 	}
 	for i := range cg.boxes {
