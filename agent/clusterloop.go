@@ -181,6 +181,10 @@ func (c *clusterAgent) observeOne(ctx context.Context, inst *instance) instObs {
 // asked of it (cut off, frozen). It should not after a switchover the
 // operator asked for: that was a CLUSTER FAILOVER, which the master counts
 // in cluster_stats_messages_mfstart_received.
+// manualFailoverEnded is past the end of any manual failover: Redis gives
+// one up after 5 s (CLUSTER_MF_TIMEOUT) and the master lifts its pause.
+const manualFailoverEnded = 10 * time.Second
+
 func (c *clusterAgent) noteFailback(inst *instance, o instObs, kind string) {
 	if inst.place.Replica != 0 {
 		return
@@ -192,11 +196,25 @@ func (c *clusterAgent) noteFailback(inst *instance, o instObs, kind string) {
 			c.log.Info("planned master serves its shard again", "instance", inst.addr.String())
 		}
 		inst.failback.Want = false
-		inst.mfstart = mf
+		// A new MFSTART on a master that still serves its slots is a manual
+		// failover under way (or one observation straddling its end): keep
+		// the count from before it, so that the demotion it ends in is not
+		// taken for a fault's, until it has surely ended or given up.
+		switch {
+		case !inst.wasMast: // just became master, or first seen
+			inst.mfstart, inst.mfNewAt = mf, time.Time{}
+		case mf == inst.mfstart:
+			inst.mfNewAt = time.Time{}
+		case inst.mfNewAt.IsZero():
+			inst.mfNewAt = time.Now()
+		case time.Since(inst.mfNewAt) > manualFailoverEnded:
+			inst.mfstart, inst.mfNewAt = mf, time.Time{}
+		}
 		inst.wasMast = true
 	case inst.fresh.Load():
 		inst.failback.Want = kind == "replica"
 		inst.wasMast = false
+		inst.mfstart, inst.mfNewAt = mf, time.Time{}
 	case inst.wasMast && kind == "replica":
 		inst.failback.Want = mf == inst.mfstart
 		if inst.failback.Want {

@@ -78,9 +78,10 @@ type instance struct {
 	fence    ha.Fence
 	fenced   bool
 	failback ha.Failback
-	wasMast  bool   // master at the last observation
-	mfstart  string // cluster_stats_messages_mfstart_received when last seen master
-	follow   string // the master id this instance should follow, since followAt
+	wasMast  bool      // master at the last observation
+	mfstart  string    // cluster_stats_messages_mfstart_received when last seen master, before any manual failover began
+	mfNewAt  time.Time // when a master was first seen with another count than mfstart (zero: none)
+	follow   string    // the master id this instance should follow, since followAt
 	followAt time.Time
 	lastTry  time.Time // the gate's last CLUSTER FAILOVER FORCE
 }

@@ -69,6 +69,11 @@ func (c *clusterAgent) switchover(ctx context.Context, to string) (string, error
 	}
 	start := time.Now()
 	if err := r.ClusterFailover(cctx, false); err != nil {
+		// Another failover may have made it master since it was asked
+		// (a failback of the agents'): what was asked for holds.
+		if now, rerr := r.Role(cctx); rerr == nil && now.Kind == "master" {
+			return fmt.Sprintf("switchover: %s is already its shard's master", target), nil
+		}
 		return "", fmt.Errorf("switchover: %w", err)
 	}
 	c.log.Info("switchover: CLUSTER FAILOVER sent", "to", target.String(), "from", role.Master.String(), "slots", slots)

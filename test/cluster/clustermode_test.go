@@ -332,10 +332,18 @@ func TestClusterMode(t *testing.T) {
 				for _, to := range []string{replica, master} {
 					out, code := cli(t, "switchover", "--to", to, "--config", g.nodes[0].confPath())
 					t.Logf("switchover --to %s: exit %d: %s", to, code, strings.TrimSpace(out))
-					if code != 0 {
+					if code != 0 || strings.Contains(out, "already") {
 						t.Fatalf("switchover --to %s failed", to)
 					}
-					time.Sleep(3 * time.Second)
+					// Past failback's settle time: an operator's switchover
+					// is not a fault for the agents to undo.
+					time.Sleep(4 * time.Second)
+					r := redis.NewClient(&redis.Options{Addr: to, Password: password})
+					role, err := r.Do(context.Background(), "ROLE").Slice()
+					r.Close()
+					if err != nil || len(role) == 0 || role[0] != "master" {
+						t.Fatalf("%s is no longer master 4 s after the switchover to it: %v %v", to, role, err)
+					}
 				}
 			})
 		}

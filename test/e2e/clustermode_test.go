@@ -310,6 +310,9 @@ func TestClusterMode(t *testing.T) {
 				for _, to := range []string{replica, master} {
 					out := shIn(t, ctx, cg.boxes[0], "redis-ha-agent switchover --to "+to+" 2>&1")
 					t.Logf("switchover --to %s: %s", to, strings.TrimSpace(out))
+					if strings.Contains(out, "already") { // the agents undid the switchover before
+						t.Errorf("switchover --to %s: %s", to, out)
+					}
 					time.Sleep(5 * time.Second)
 				}
 			}})
