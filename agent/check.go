@@ -130,17 +130,7 @@ func check(ctx context.Context, path string, asJSON bool, out io.Writer) error {
 			cfg.TLS.CertFile, cfg.Self.Host, cfg.TLS.CAFile, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
 	}
 
-	if cfg.Tuning.Enabled {
-		drift, err := sysctl.Verify(sysctl.Roots{Proc: "/proc", Sys: "/sys"}, desiredKernel(cfg))
-		switch {
-		case err != nil:
-			report(false, true, "kernel settings: %v", err)
-		case len(drift) > 0:
-			report(false, true, "kernel settings not in effect (the agent applies them at start as root): %s", describeDrift(drift))
-		default:
-			report(true, false, "kernel settings in effect")
-		}
-	}
+	checkKernel(cfg, report)
 
 	switch n := len(cfg.Peers); {
 	case n == 0:
@@ -255,4 +245,21 @@ func dialOK(ctx context.Context, a wire.Addr) bool {
 	}
 	c.Close()
 	return true
+}
+
+// checkKernel reports whether the kernel settings the agent applies are in
+// effect (both modes' check).
+func checkKernel(cfg *config.Config, report func(ok, warnOnly bool, format string, args ...any)) {
+	if !cfg.Tuning.Enabled {
+		return
+	}
+	drift, err := sysctl.Verify(sysctl.Roots{Proc: "/proc", Sys: "/sys"}, desiredKernel(cfg))
+	switch {
+	case err != nil:
+		report(false, true, "kernel settings: %v", err)
+	case len(drift) > 0:
+		report(false, true, "kernel settings not in effect (the agent applies them at start as root): %s", describeDrift(drift))
+	default:
+		report(true, false, "kernel settings in effect")
+	}
 }

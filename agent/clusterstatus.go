@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"github.com/redis-ha-agent/redis-ha-agent/agent/ha"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel"
 	"github.com/redis-ha-agent/redis-ha-agent/sentinel/wire"
-	"github.com/redis-ha-agent/redis-ha-agent/sysctl"
 )
 
 // InstanceStatus is one redis instance of a cluster, as `status` and /status
@@ -208,19 +206,7 @@ func summarizeCluster(name string, plan ha.Plan, all []wire.Addr, probes []insta
 
 func clusterStatusCmd(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer) error {
 	cs := probeCluster(ctx, cfg)
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(cs); err != nil {
-			return fmt.Errorf("status: %w", err)
-		}
-	} else {
-		printClusterStatus(out, cs)
-	}
-	if !cs.Healthy {
-		return errUnhealthy
-	}
-	return nil
+	return writeStatus(out, asJSON, cs, func() { printClusterStatus(out, cs) }, cs.Healthy)
 }
 
 func printClusterStatus(out io.Writer, cs ClusterStatus) {
@@ -294,17 +280,7 @@ func clusterCheck(ctx context.Context, cfg *config.Config, report func(ok, warnO
 		}
 		report(true, false, "%s", line)
 	}
-	if cfg.Tuning.Enabled {
-		drift, err := sysctl.Verify(sysctl.Roots{Proc: "/proc", Sys: "/sys"}, desiredKernel(cfg))
-		switch {
-		case err != nil:
-			report(false, true, "kernel settings: %v", err)
-		case len(drift) > 0:
-			report(false, true, "kernel settings not in effect (the agent applies them at start as root): %s", describeDrift(drift))
-		default:
-			report(true, false, "kernel settings in effect")
-		}
-	}
+	checkKernel(cfg, report)
 	for _, l := range peerListDiffs(ctx, cfg) {
 		report(l.ok, l.warn, "%s", l.text)
 	}

@@ -96,16 +96,22 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 	default:
 		gs = probeGroup(ctx, cfg)
 	}
+	return writeStatus(out, asJSON, gs, func() { printStatus(out, gs) }, gs.Healthy)
+}
+
+// writeStatus prints a status report as JSON or as text (both modes), and
+// makes an unhealthy one the command's failure.
+func writeStatus(out io.Writer, asJSON bool, report any, text func(), healthy bool) error {
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(gs); err != nil {
+		if err := enc.Encode(report); err != nil {
 			return fmt.Errorf("status: %w", err)
 		}
 	} else {
-		printStatus(out, gs)
+		text()
 	}
-	if !gs.Healthy {
+	if !healthy {
 		return errUnhealthy
 	}
 	return nil
